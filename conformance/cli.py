@@ -1,0 +1,126 @@
+"""`chatconf` command line: argument parsing and exit codes only; each command lives in
+conformance/commands/<name>.py and is imported when used (so `chatconf validate` never pays for
+Locust or uvicorn imports).
+
+Exit codes (stable, DESIGN.md): 0 all good; 1 conformance failures / validation violations;
+2 usage error, unreadable input or unreachable target; 3 internal error (a bug: please report);
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import UsageError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr and exit 2 (no usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_target(p: argparse.ArgumentParser, *, load: bool = False) -> None:
+    p.add_argument("--base-url", help="target base URL (ends in /v1); default: the embedded mock")
+    if load:
+        p.add_argument("--label", help="name for --base-url in reports (default: host name)")
+        p.add_argument("--region", action="append", choices=["singapore", "virginia", "beijing"],
+                       help="documented region base URL (repeatable)")
+        p.add_argument("--regions", help="comma-separated regions, e.g. singapore,virginia")
+    else:
+        p.add_argument("--region", choices=["singapore", "virginia", "beijing"],
+                       help="use the documented base URL of this region")
+    p.add_argument("--api-key-env", default=None, metavar="NAME",
+                   help="environment variable holding the API key (default: DASHSCOPE_API_KEY)")
+    p.add_argument("--model", help="model id (default: the profile's default model)")
+    p.add_argument("--profile", default="dashscope", help="profile name or YAML path (default: dashscope)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="chatconf", description="Conformance and load testing for OpenAI-compatible "
+                     "(DashScope compatible-mode) Chat Completions APIs.")
+    parser.add_argument("--version", action="version", version=f"chatconf {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run the conformance suite against an endpoint (default: the mock)")
+    _add_target(run)
+    run.add_argument("--report-dir", help="write summary.json, recording.jsonl and report.html here")
+    run.add_argument("--junit", metavar="FILE", help="write JUnit XML here")
+    run.add_argument("--max-requests", type=int, help="hard request budget (default: 60 for remote targets)")
+    run.add_argument("--examples", type=int, help="Hypothesis examples per property (default: 25 mock, 5 live)")
+    run.add_argument("-k", dest="keyword", metavar="EXPR", help="only run checks matching this pytest -k expression")
+    run.add_argument("--dry-run", action="store_true", help="list the checks and planned request count, send nothing")
+    run.add_argument("--fault", help=argparse.SUPPRESS)  # embedded mock fault mode (self-test)
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+    val = sub.add_parser("validate", help="validate captured traffic (HAR, SSE, JSON, JSONL recordings)")
+    val.add_argument("paths", nargs="+", metavar="PATH", help="files or directories (walked)")
+    val.add_argument("--profile", default="dashscope", help="profile name or YAML path (default: dashscope)")
+    val.add_argument("--format", default="auto", choices=["auto", "har", "sse", "json", "jsonl"])
+    val.add_argument("--strict", action="store_true", help="also report unknown fields (as warnings)")
+    val.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+
+    mock = sub.add_parser("mock", help="serve the built-in DashScope-like mock server")
+    mock.add_argument("--host", default="127.0.0.1")
+    mock.add_argument("--port", type=int, default=8000)
+    mock.add_argument("--profile", default="dashscope", help="profile name or YAML path")
+    mock.add_argument("--api-key", help="accept only this Bearer token (default: any non-empty token)")
+    mock.add_argument("--latency", metavar="FILE|NAME", help="latency profile: singapore|virginia|beijing|none or YAML")
+    mock.add_argument("--fault", action="append", metavar="NAME", help="conformance fault mode (repeatable)")
+    mock.add_argument("--list-faults", action="store_true", help="list fault modes and exit")
+    mock.add_argument("--inject", metavar="SPEC", help="fault injection rates, e.g. 429=0.05,500=0.01,drop=0.01")
+    mock.add_argument("--replay", metavar="CAPTURE", help="serve recorded responses (HAR or JSONL) for matching requests")
+    mock.add_argument("--seed", type=int, default=0, help="seed for text, jitter and injected faults")
+
+    load = sub.add_parser("load", help="measure streaming latency under load with Locust")
+    _add_target(load, load=True)
+    load.add_argument("--users", type=int, default=10, help="concurrent users (closed loop)")
+    load.add_argument("--spawn-rate", type=float, default=10.0, help="users started per second")
+    load.add_argument("--run-time", default="10s", help="bounded run time, e.g. 30s, 2m")
+    load.add_argument("--rate", type=float, help="open loop: target requests per second (all users)")
+    load.add_argument("--arrivals", choices=["constant", "poisson"], default="poisson",
+                      help="open-loop arrival process (with --rate)")
+    load.add_argument("--max-requests", type=int, help="stop after this many requests")
+    load.add_argument("--report-dir", help="write summary.json, samples.jsonl and report.html here")
+    load.add_argument("--workers", type=int, default=0, help="run N local Locust workers under a master")
+    load.add_argument("--calibrate", action="store_true",
+                      help="measure the harness's own bias against the mock's known latencies")
+    load.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        module = importlib.import_module(f"conformance.commands.{args.command}")
+        return int(module.main(args) or 0)
+    except UsageError as exc:
+        print(f"chatconf {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"chatconf {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # a bug in chatconf, never the user's input: keep it to one line
+        if os.environ.get("CHATCONF_DEBUG"):
+            raise
+        print(f"chatconf {args.command}: internal error: {type(exc).__name__}: {exc} "
+              "(set CHATCONF_DEBUG=1 for a traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `chatconf` subcommand, each exposing `main(args) -> exit code`."""
