@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--fault", action="append", metavar="NAME", help="conformance fault mode (repeatable)")
     mock.add_argument("--list-faults", action="store_true", help="list fault modes and exit")
     mock.add_argument("--inject", metavar="SPEC", help="fault injection rates, e.g. 429=0.05,500=0.01,drop=0.01")
-    mock.add_argument("--replay", metavar="CAPTURE", help="serve recorded responses (HAR or JSONL) for matching requests")
+    mock.add_argument("--replay", metavar="CAPTURE",
+                      help="serve recorded responses (HAR or JSONL) for matching requests")
     mock.add_argument("--seed", type=int, default=0, help="seed for text, jitter and injected faults")
 
     load = sub.add_parser("load", help="measure streaming latency under load with Locust")

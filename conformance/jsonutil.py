@@ -24,9 +24,12 @@ class JSONError(ValueError):
 
 def loads(data: str | bytes) -> Any:
     """Parse JSON, raising JSONError with a short message on any failure (never RecursionError)."""
-    try:
-        if _orjson is not None:
+    if _orjson is not None:
+        try:
             return _orjson.loads(data)
+        except ValueError:
+            pass  # orjson refuses integers beyond 64 bits; the stdlib parser decides
+    try:
         return json.loads(data)
     except RecursionError as exc:
         raise JSONError("JSON nested too deeply") from exc

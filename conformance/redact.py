@@ -42,8 +42,6 @@ def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, REDACTED)
     for pattern in _KEY_PATTERNS:
-        if pattern.groups:
-            text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
-        else:
-            text = pattern.sub(REDACTED, text)
+        replacement = (lambda m: m.group(1) + REDACTED) if pattern.groups else REDACTED
+        text = pattern.sub(replacement, text)
     return text

@@ -1,0 +1,144 @@
+"""`chatconf run`: the conformance suite against a live endpoint or the embedded mock.
+
+Validates the target up front (profile, URL, key, reachability: exit 2 with one line), then runs
+the packaged pytest suite in-process with the chatconf plugin printing check-by-check progress,
+and ends with a summary and exit 0 (no failed check) or 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..errors import UsageError
+from ..profiles import ProfileError, load_profile
+from ..results import RunSummary
+from ..strategies import invalid_requests
+from ..suite.catalog import all_checks, reject_checks
+from ..suite.scenarios import SCENARIOS
+from ..targets import check_reachable, is_loopback, read_api_key, resolve_target
+
+
+class _Sink:
+    """Receives the finished summary from the suite plugin (same process)."""
+
+    summary: RunSummary | None = None
+    collected = 0
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.collected = len(session.items)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from ..suite.plugin import CONTEXT
+        if CONTEXT in session.config.stash:
+            self.summary = session.config.stash[CONTEXT].summary
+
+
+def _pytest_args(args: argparse.Namespace, ini: str) -> list[str]:
+    out = ["--pyargs", "conformance.suite", "-c", ini, "--rootdir", os.path.dirname(ini),
+           "-p", "no:terminal", "-p", "no:cacheprovider", "-p", "no:randomly", "--chatconf-console",
+           "--chatconf-profile", args.profile]
+    for flag, value in (("--chatconf-base-url", args.base_url), ("--chatconf-region", args.region),
+                        ("--chatconf-api-key-env", args.api_key_env), ("--chatconf-model", args.model),
+                        ("--chatconf-max-requests", args.max_requests), ("--chatconf-examples", args.examples),
+                        ("--chatconf-report-dir", args.report_dir), ("--chatconf-junit", args.junit)):
+        if value is not None:
+            out += [flag, str(value)]
+    if args.fault:
+        out += ["--chatconf-fault", args.fault]
+    if args.keyword:
+        out += ["-k", args.keyword]
+    return out
+
+
+def _plan(args: argparse.Namespace, live: bool) -> int:
+    """Print the checks and the planned request count; send nothing."""
+    profile = load_profile(args.profile)
+    model = args.model or profile.default_model
+    examples = args.examples or (5 if live else 25)
+    checks = all_checks(profile)
+    info = profile.model(model)
+    needs_ok = {"": True, "n": info.n, "tools": info.tools, "thinking": info.thinking != "none",
+                "thinking_non_stream": info.thinking != "none" and info.thinking_non_stream}
+    scenario_requests = sum(sc.requests for sc in SCENARIOS.values() if needs_ok.get(sc.needs, True))
+    rejects = [c for c in reject_checks(profile) if invalid_requests(profile, model, c.id) is not None]
+    planned = scenario_requests + examples * (len(rejects) + 1) + 1 + 4 + 5
+    print(f"chatconf run --dry-run: {len(checks)} checks, profile {profile.name}, model {model}")
+    for check in checks:
+        print(f"  {check.id:<36} {check.kind:<8} {check.severity:<6} {check.title}")
+    budget = args.max_requests if args.max_requests is not None else (60 if live else None)
+    print(f"planned requests: about {planned} ({scenario_requests} scenario, {examples} per property x "
+          f"{len(rejects) + 1} properties, probes and drift points)"
+          + (f"; budget {budget}, checks beyond it are skipped" if budget else "")
+          + "; Hypothesis shrinking of a failure adds requests")
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        profile = load_profile(args.profile)
+    except ProfileError as exc:
+        raise UsageError(str(exc)) from exc
+    target = resolve_target(profile, base_url=args.base_url, region=args.region)
+    if args.max_requests is not None and args.max_requests < 1:
+        raise UsageError("--max-requests must be at least 1")
+    if args.examples is not None and args.examples < 1:
+        raise UsageError("--examples must be at least 1")
+    live = not target.is_mock and not is_loopback(target.base_url or "")
+    if args.dry_run:
+        return _plan(args, live)
+    if not target.is_mock:
+        read_api_key(args.api_key_env or profile.api_key_env, required=live)
+        check_reachable(target.base_url or "")
+    elif args.fault:
+        from ..mock.faults import FAULTS
+        if args.fault not in FAULTS:
+            raise UsageError(f"unknown fault mode {args.fault!r} (see chatconf mock --list-faults)")
+
+    if not args.quiet:
+        where = target.base_url or "the built-in mock (simulated DashScope)"
+        print(f"chatconf run: {where}, model {args.model or profile.default_model}, profile {profile.name}",
+              flush=True)
+    sink = _Sink()
+    with tempfile.TemporaryDirectory(prefix="chatconf-run-") as tmp:
+        ini = Path(tmp) / "pytest.ini"
+        ini.write_text("[pytest]\n", encoding="utf-8")
+        argv = _pytest_args(args, str(ini))
+        if args.quiet:
+            argv.remove("--chatconf-console")
+        code = pytest.main(argv, plugins=[sink])
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED or (sink.collected == 0 and args.keyword):
+        raise UsageError(f"no check matches -k {args.keyword!r}")
+    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR) or sink.summary is None:
+        raise RuntimeError(f"the suite did not run (pytest exit code {int(code)})")
+    return _print_summary(sink.summary, args)
+
+
+def _print_summary(summary: RunSummary, args: Any) -> int:
+    totals = summary.totals
+    failed = summary.failed
+    out = sys.stdout
+    print("", file=out)
+    if failed:
+        print("Failed checks:", file=out)
+        for check in failed:
+            print(f"  {check.id} [{check.severity}]: {check.message.splitlines()[0][:200]}", file=out)
+            curl = (check.evidence or {}).get("curl")
+            if curl:
+                print(f"    reproduce: {curl}", file=out)
+    line = ", ".join(f"{totals[s]} {s}" for s in ("passed", "failed", "skipped", "observed"))
+    sent = summary.extra.get("requests", {}).get("sent")
+    print(f"chatconf run: {line} in {summary.duration_s:.1f} s ({sent} requests)", file=out)
+    if args.report_dir:
+        print(f"reports: {Path(args.report_dir) / 'summary.json'}, {Path(args.report_dir) / 'report.html'}, "
+              f"{Path(args.report_dir) / 'recording.jsonl'}", file=out)
+    if args.junit:
+        print(f"junit: {args.junit}", file=out)
+    return 1 if failed else 0

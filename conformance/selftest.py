@@ -1,0 +1,85 @@
+"""Mutation testing of the suite itself: run it against the mock in each fault mode and see
+whether the check the fault targets notices.
+
+A fault is *detected* when its check fails; for a drift point (which can never fail a server) it
+is detected when the observation differs from the clean mock's. `python -m conformance.selftest`
+prints the table and the mutation score (detected / fault modes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cli import main as cli_main
+from .results import RunSummary
+
+# Faults whose check has another id: n > 1 on other models is a drift point, observed not failed.
+FAULT_CHECK = {"request.n-model": "drift.n-on-other-models"}
+
+
+def check_for(fault: str) -> str:
+    return FAULT_CHECK.get(fault, fault)
+
+
+@dataclass
+class FaultResult:
+    fault: str
+    check: str
+    status: str
+    message: str
+    detected: bool
+
+
+def run_suite(*extra: str, examples: int = 3) -> RunSummary:
+    """Run `chatconf run` in-process against the embedded mock and return its summary."""
+    with tempfile.TemporaryDirectory(prefix="chatconf-selftest-") as tmp:
+        argv = ["run", "-q", "--examples", str(examples), "--report-dir", tmp, *extra]
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = cli_main(argv)
+        if code not in (0, 1):
+            raise RuntimeError(f"chatconf {' '.join(argv)} exited {code}")
+        return RunSummary.read(Path(tmp) / "summary.json")
+
+
+def _result(summary: RunSummary, check_id: str) -> tuple[str, str]:
+    for check in summary.checks:
+        if check.id == check_id:
+            return check.status, check.message
+    return "missing", f"no check {check_id} in the run"
+
+
+def run_fault(fault: str, *, clean: RunSummary | None = None) -> FaultResult:
+    check = check_for(fault)
+    status, message = _result(run_suite("--fault", fault, "-k", check), check)
+    detected = status == "failed"
+    if check.startswith("drift.") and clean is not None:
+        clean_status, clean_message = _result(clean, check)
+        detected = status in ("observed", "failed") and message.split(":")[-1] != clean_message.split(":")[-1]
+    return FaultResult(fault, check, status, message, detected)
+
+
+def main() -> int:
+    from .mock.faults import FAULTS
+
+    clean = run_suite()
+    failed_clean = [c.id for c in clean.failed]
+    print(f"clean mock: {clean.totals}" + (f" FAILED: {failed_clean}" if failed_clean else ""))
+    results = []
+    for fault in FAULTS:
+        result = run_fault(fault, clean=clean)
+        results.append(result)
+        mark = "detected" if result.detected else "MISSED"
+        print(f"  {mark:<9} {fault:<34} {result.status:<8} {result.message[:90]}", flush=True)
+    detected = sum(r.detected for r in results)
+    print(f"mutation score: {detected}/{len(results)} fault modes detected "
+          f"({100.0 * detected / max(1, len(results)):.1f}%)")
+    return 0 if detected == len(results) and not failed_clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

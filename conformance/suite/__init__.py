@@ -1,0 +1,1 @@
+"""The conformance suite that `chatconf run` executes, also usable as `pytest --pyargs conformance.suite`."""

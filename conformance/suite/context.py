@@ -1,0 +1,164 @@
+"""Everything a suite run shares: settings, the target (started mock or remote), the client with
+its budget, the scenario traffic, the recording and the collected results."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..client import ChatClient, ClientConfig
+from ..exchange import Exchange
+from ..profiles import ModelInfo, Profile, load_profile
+from ..recording import RecordingWriter
+from ..results import CheckResult, RunSummary
+from ..targets import MOCK_KEY, Target, is_loopback, read_api_key, resolve_target
+from .scenarios import Traffic
+
+LIVE_MAX_REQUESTS = 60
+LIVE_EXAMPLES = 5
+MOCK_EXAMPLES = 25
+LIVE_RATE_PER_S = 2.0
+
+
+@dataclass
+class SuiteSettings:
+    base_url: str | None = None
+    region: str | None = None
+    api_key_env: str | None = None
+    model: str | None = None
+    profile: str = "dashscope"
+    max_requests: int | None = None
+    examples: int | None = None
+    report_dir: str | None = None
+    junit: str | None = None
+    faults: tuple[str, ...] = ()
+    console: bool = False
+    quiet: bool = False
+
+
+@dataclass
+class SuiteContext:
+    settings: SuiteSettings
+    profile: Profile = field(init=False)
+    target: Target = field(init=False)
+    model: str = field(init=False)
+    api_key_env: str = field(init=False)
+    results: dict[str, CheckResult] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.monotonic)
+    summary: RunSummary | None = None
+    _client: ChatClient | None = None
+    _mock: Any = None
+    _traffic: Traffic | None = None
+    _recording: RecordingWriter | None = None
+    _exchanges: int = 0
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.profile = load_profile(s.profile)
+        self.target = resolve_target(self.profile, base_url=s.base_url, region=s.region)
+        self.model = s.model or self.profile.default_model
+        self.api_key_env = s.api_key_env or self.profile.api_key_env
+
+    # -- target and client, started on first use -------------------------------------------------
+
+    @property
+    def is_live(self) -> bool:
+        return not self.target.is_mock and not is_loopback(self.target.base_url or "")
+
+    @property
+    def examples(self) -> int:
+        if self.settings.examples is not None:
+            return max(1, self.settings.examples)
+        return LIVE_EXAMPLES if self.is_live else MOCK_EXAMPLES
+
+    @property
+    def base_url(self) -> str:
+        self._ensure_started()
+        assert self.target.base_url is not None
+        return self.target.base_url
+
+    @property
+    def client(self) -> ChatClient:
+        self._ensure_started()
+        assert self._client is not None
+        return self._client
+
+    @property
+    def traffic(self) -> Traffic:
+        if self._traffic is None:
+            self._traffic = Traffic(self)
+        return self._traffic
+
+    def model_info(self, name: str | None = None) -> ModelInfo:
+        return self.profile.model(name or self.model)
+
+    def supports(self, capability: str) -> bool:
+        info = self.model_info()
+        if capability == "n":
+            return info.n
+        if capability == "tools":
+            return info.tools
+        if capability == "thinking":
+            return info.thinking != "none"
+        if capability == "thinking_non_stream":
+            return info.thinking != "none" and info.thinking_non_stream
+        return True
+
+    def _ensure_started(self) -> None:
+        if self._client is not None:
+            return
+        s = self.settings
+        if self.target.is_mock:
+            from ..mock import MockConfig, MockServer
+            # The mock accepts only its own key, so the wrong-key probes mean something.
+            self._mock = MockServer(MockConfig(profile=s.profile, api_key=MOCK_KEY, faults=tuple(s.faults), seed=0))
+            url = self._mock.start()
+            self.target = Target(url, "mock", "mock")
+            key: str | None = MOCK_KEY
+        else:
+            key = read_api_key(self.api_key_env, required=not is_loopback(self.target.base_url or ""))
+        live = self.is_live
+        max_requests = s.max_requests if s.max_requests is not None else (LIVE_MAX_REQUESTS if live else None)
+        config = ClientConfig(base_url=self.target.base_url or "", api_key=key, max_requests=max_requests,
+                              rate_per_s=LIVE_RATE_PER_S if live else None,
+                              read_timeout_s=20.0 if live else 5.0, deadline_s=60.0 if live else 15.0)
+        if s.report_dir:
+            self._recording = RecordingWriter(Path(s.report_dir) / "recording.jsonl")
+        self._client = ChatClient(config, on_exchange=self._record)
+
+    def _record(self, ex: Exchange) -> None:
+        self._exchanges += 1
+        if self._recording is not None:
+            self._recording.write(ex)
+
+    # -- results --------------------------------------------------------------------------------
+
+    def target_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"base_url": self.target.base_url or "(embedded mock, not started)",
+                                "model": self.model, "profile": self.profile.name, "kind": self.target.kind}
+        if self.target.is_mock:
+            info["simulated"] = True
+            if self.settings.faults:
+                info["faults"] = list(self.settings.faults)
+        return info
+
+    def finish(self) -> RunSummary:
+        summary = RunSummary(target=self.target_info(), duration_s=time.monotonic() - self.started_at,
+                             checks=sorted(self.results.values(), key=lambda c: (c.area, c.id)))
+        summary.extra["requests"] = {"sent": self._client.sent if self._client else 0,
+                                     "retried": self._client.retried if self._client else 0,
+                                     "budget": self._client.config.max_requests if self._client else None}
+        self.summary = summary
+        return summary
+
+    def close(self) -> None:
+        if self._recording is not None:
+            self._recording.close()
+            self._recording = None
+        if self._client is not None:
+            self._client.close()
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None

@@ -1,0 +1,64 @@
+"""Evidence attached to a check result: a compact, redacted view of an Exchange and a curl
+command that reproduces the request (the key stays an environment-variable reference)."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from ..exchange import Exchange
+from ..jsonutil import dumps
+from ..redact import redact_text
+
+MAX_EVENTS = 6
+MAX_TEXT = 600
+
+
+def _clip(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 20] + f"... [{len(text)} chars]"
+
+
+def curl_command(body: Any, url: str, api_key_env: str = "DASHSCOPE_API_KEY", *,
+                 raw: str | None = None) -> str:
+    """A ready-to-paste curl reproducer; the key is `$ENV_NAME`, never its value."""
+    payload = raw if raw is not None else dumps(body, indent=False)
+    parts = [
+        "curl", "-sS", "-N", shlex.quote(redact_text(url)),
+        "-H", f'"Authorization: Bearer ${api_key_env}"',
+        "-H", shlex.quote("Content-Type: application/json"),
+        "--data-raw", shlex.quote(payload),
+    ]
+    return " ".join(parts)
+
+
+def exchange_evidence(ex: Exchange | None, *, api_key_env: str = "DASHSCOPE_API_KEY",
+                      violations: list[Any] | None = None) -> dict[str, Any]:
+    if ex is None:
+        return {}
+    out: dict[str, Any] = {}
+    if ex.request is not None:
+        out["request"] = ex.request.body if ex.request.body is not None else _clip(ex.request.body_text or "")
+        if ex.request.url:
+            out["curl"] = curl_command(ex.request.body, ex.request.url, api_key_env,
+                                       raw=ex.request.body_text if ex.request.body is None else None)
+    out["status"] = ex.status
+    rid = ex.header("x-request-id")
+    if rid:
+        out["x_request_id"] = rid
+    ctype = ex.header("content-type")
+    if ctype:
+        out["content_type"] = ctype
+    if isinstance(ex.events, list):
+        events = ex.events
+        shown = events if len(events) <= MAX_EVENTS else events[:3] + events[-3:]
+        out["events"] = [{"index": ev.index, "data": _clip(ev.data, 300)} for ev in shown]
+        out["event_count"] = len(events)
+    elif ex.body is not None:
+        out["body"] = _clip(dumps(ex.body))
+    elif ex.body_text:
+        out["body"] = _clip(ex.body_text)
+    if ex.transport_error:
+        out["transport_error"] = ex.transport_error
+    if violations:
+        out["violations"] = [v.as_dict() if hasattr(v, "as_dict") else v for v in violations[:10]]
+    return out

@@ -1,0 +1,180 @@
+"""pytest plugin for the chatconf suite (registered through the `pytest11` entry point).
+
+Lets CI users mix the suite into their own runs: `pytest --pyargs conformance.suite --base-url URL`.
+It parametrizes the suite's tests with catalog checks, turns each test outcome into a check status
+(`passed`, `failed`, `skipped`, `observed`), and at the end writes summary.json, JUnit XML, the
+redacted recording and the HTML report. Outside the suite it does nothing but add its options.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..results import CheckResult
+from .catalog import PROBES, Check, drift_checks, reject_checks, rule_checks
+from .context import SuiteContext, SuiteSettings
+from .outcome import CheckFailed, Observed
+
+CONTEXT = pytest.StashKey[SuiteContext]()
+SETTINGS = pytest.StashKey[SuiteSettings]()
+
+
+def _add(group: Any, *names: str, **kwargs: Any) -> None:
+    """Add an option, dropping spellings another plugin already owns (e.g. pytest-base-url)."""
+    for i in range(len(names)):
+        try:
+            group.addoption(*names[i:], **kwargs)
+            return
+        except ValueError:
+            continue
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("chatconf", "chatconf conformance suite")
+    _add(g, "--base-url", "--chatconf-base-url", dest="chatconf_base_url", default=None,
+         help="chatconf: target base URL (default: the embedded mock)")
+    _add(g, "--region", "--chatconf-region", dest="chatconf_region", default=None,
+         help="chatconf: documented region (singapore|virginia|beijing)")
+    _add(g, "--api-key-env", "--chatconf-api-key-env", dest="chatconf_api_key_env", default=None,
+         help="chatconf: environment variable holding the API key")
+    _add(g, "--model", "--chatconf-model", dest="chatconf_model", default=None, help="chatconf: model id")
+    _add(g, "--chatconf-profile", dest="chatconf_profile", default="dashscope", help="chatconf: profile")
+    _add(g, "--max-requests", "--chatconf-max-requests", dest="chatconf_max_requests", type=int, default=None,
+         help="chatconf: hard request budget")
+    _add(g, "--examples", "--chatconf-examples", dest="chatconf_examples", type=int, default=None,
+         help="chatconf: Hypothesis examples per property")
+    _add(g, "--chatconf-report-dir", dest="chatconf_report_dir", default=None,
+         help="chatconf: write summary.json, recording.jsonl, report.html here")
+    _add(g, "--chatconf-junit", dest="chatconf_junit", default=None, help="chatconf: JUnit XML path")
+    _add(g, "--chatconf-fault", dest="chatconf_faults", action="append", default=[],
+         help="chatconf: fault mode for the embedded mock (self-test)")
+    _add(g, "--chatconf-console", dest="chatconf_console", action="store_true", default=False,
+         help="chatconf: print check-by-check progress (used by `chatconf run`)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "chatconf_kind(kind): parametrize with catalog checks of this kind")
+    config.addinivalue_line("markers", "chatconf_check(id): this test implements one catalog probe")
+    o = config.option
+    config.stash[SETTINGS] = SuiteSettings(
+        base_url=o.chatconf_base_url, region=o.chatconf_region, api_key_env=o.chatconf_api_key_env,
+        model=o.chatconf_model, profile=o.chatconf_profile, max_requests=o.chatconf_max_requests,
+        examples=o.chatconf_examples, report_dir=o.chatconf_report_dir, junit=o.chatconf_junit,
+        faults=tuple(o.chatconf_faults or ()), console=bool(o.chatconf_console))
+
+
+def _context(config: pytest.Config) -> SuiteContext:
+    if CONTEXT not in config.stash:
+        config.stash[CONTEXT] = SuiteContext(config.stash[SETTINGS])
+    return config.stash[CONTEXT]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "check" not in metafunc.fixturenames:
+        return
+    ctx = _context(metafunc.config)
+    kind = metafunc.definition.get_closest_marker("chatconf_kind")
+    single = metafunc.definition.get_closest_marker("chatconf_check")
+    checks: list[Check]
+    if single is not None:
+        checks = [c for c in PROBES if c.id == single.args[0]]
+    elif kind is not None:
+        checks = {"rule": rule_checks, "reject": lambda: reject_checks(ctx.profile),
+                  "drift": lambda: drift_checks(ctx.profile)}[kind.args[0]]()
+    else:
+        checks = []
+    metafunc.parametrize("check", checks, ids=[c.id for c in checks])
+
+
+@pytest.fixture(scope="session")
+def chatconf(request: pytest.FixtureRequest) -> SuiteContext:
+    """The suite's shared context: target, client, scenario traffic, results."""
+    return _context(request.config)
+
+
+# -- outcomes -> check statuses ------------------------------------------------------------------
+
+_MERGE_ORDER = {"failed": 3, "observed": 2, "passed": 1, "skipped": 0}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    check = getattr(item, "callspec", None) and item.callspec.params.get("check")
+    if not isinstance(check, Check) or CONTEXT not in item.config.stash:
+        return
+    ctx = item.config.stash[CONTEXT]
+    status, message, evidence = None, "", None
+    excinfo = call.excinfo
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        if excinfo is not None and excinfo.errisinstance(Observed):
+            status, message, evidence = "observed", excinfo.value.message, excinfo.value.evidence
+            report.outcome = "passed"
+            report.longrepr = None
+        elif report.skipped:
+            status = "skipped"
+            message = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            message = message.removeprefix("Skipped: ")
+        elif report.failed:
+            status = "failed"
+            if excinfo is not None and excinfo.errisinstance(CheckFailed):
+                message, evidence = excinfo.value.message, excinfo.value.evidence
+            elif excinfo is not None:
+                text = str(excinfo.value).strip()
+                message = f"{excinfo.typename}: {text.splitlines()[0] if text else ''}"
+        else:
+            status = "passed"
+    if status is None:
+        return
+    result = CheckResult(id=check.id, title=check.title, severity=check.severity, area=check.area,
+                         source=check.source, status=status, message=message, evidence=evidence,
+                         duration_s=report.duration)
+    previous = ctx.results.get(check.id)
+    if previous is None or _MERGE_ORDER[status] > _MERGE_ORDER[previous.status]:
+        ctx.results[check.id] = result
+    if ctx.settings.console and not ctx.settings.quiet:
+        _print_progress(result, len(ctx.results))
+
+
+_SYMBOLS = {"passed": ("PASS", "32"), "failed": ("FAIL", "31"), "skipped": ("SKIP", "33"), "observed": ("OBS ", "36")}
+
+
+def _print_progress(result: CheckResult, done: int) -> None:
+    word, color = _SYMBOLS[result.status]
+    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+        word = f"\033[{color}m{word}\033[0m"
+    line = f"  {word} {result.id:<34} {result.title}"
+    if result.status in ("failed", "observed", "skipped") and result.message:
+        line += f"\n        {result.message.splitlines()[0][:160]}"
+    print(line, flush=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if CONTEXT not in config.stash or not config.stash[CONTEXT].results:
+        if CONTEXT in config.stash:
+            config.stash[CONTEXT].close()
+        return
+    ctx = config.stash[CONTEXT]
+    try:
+        summary = ctx.finish()
+        s = ctx.settings
+        if s.report_dir:
+            from ..reports import write_run_reports
+            write_run_reports(summary, Path(s.report_dir))
+        if s.junit:
+            from ..reports.junit import write_junit
+            write_junit(summary, Path(s.junit))
+    finally:
+        ctx.close()
+    # Observed and skipped checks never fail the pytest session; failed checks already did.
+    if exitstatus == pytest.ExitCode.OK and summary.failed:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    ctx.finished_at = time.monotonic()  # type: ignore[attr-defined]

@@ -1,0 +1,180 @@
+"""Probes: behaviour that needs a dedicated exchange or a comparison between exchanges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ..exchange import Exchange
+from .catalog import Check
+from .context import SuiteContext
+from .evidence import exchange_evidence
+from .outcome import fail, observe
+from .scenarios import SCENARIOS, base
+from .test_rejections import assert_rejected, error_payload
+
+
+def _text(ex: Exchange) -> tuple[str, str | None, str]:
+    """(content, finish_reason of choice 0, reasoning) of a JSON or streamed answer."""
+    if isinstance(ex.events, list):
+        content, reasoning, finish = [], [], None
+        for ev in ex.events:
+            chunk = ev.json if not ev.is_done else None
+            for choice in (chunk or {}).get("choices") or [] if isinstance(chunk, dict) else []:
+                if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                    continue
+                delta = choice.get("delta") or {}
+                content.append(delta.get("content") or "")
+                reasoning.append(delta.get("reasoning_content") or "")
+                finish = choice.get("finish_reason") or finish
+        return "".join(content), finish, "".join(reasoning)
+    body = ex.body if isinstance(ex.body, dict) else {}
+    choice = (body.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    return message.get("content") or "", choice.get("finish_reason"), message.get("reasoning_content") or ""
+
+
+def _ev(ctx: SuiteContext, ex: Exchange) -> dict[str, Any]:
+    return exchange_evidence(ex, api_key_env=ctx.api_key_env)
+
+
+@pytest.mark.chatconf_check("auth.invalid-key")
+def test_invalid_key(check: Check, chatconf: SuiteContext) -> None:
+    ex = chatconf.traffic.run("error-auth")[0]
+    assert_rejected(chatconf, "auth.invalid-key", ex)
+    spec = chatconf.profile.error("auth.invalid-key")
+    err = error_payload(ex) or {}
+    if spec is not None and spec.code and err.get("code") != spec.code:
+        fail(f"expected error.code {spec.code!r}, received {err.get('code')!r}", _ev(chatconf, ex))
+
+
+@pytest.mark.chatconf_check("auth.missing-key")
+def test_missing_key(check: Check, chatconf: SuiteContext) -> None:
+    ex = chatconf.client.chat(base(chatconf), api_key=None, retry=False)
+    assert_rejected(chatconf, "auth.invalid-key", ex)
+
+
+@pytest.mark.chatconf_check("request.malformed-json")
+def test_malformed_json(check: Check, chatconf: SuiteContext) -> None:
+    ex = chatconf.traffic.run("error-malformed")[0]
+    assert_rejected(chatconf, "request.malformed-json", ex)
+
+
+def _valid_scenarios(ctx: SuiteContext) -> list[tuple[str, Exchange]]:
+    out = []
+    for name, sc in SCENARIOS.items():
+        if "error" in sc.tags or "drift" in sc.tags or not ctx.traffic.applicable(name):
+            continue
+        out.extend((name, ex) for ex in ctx.traffic.run(name))
+    return out
+
+
+@pytest.mark.chatconf_check("response.accepted")
+def test_valid_scenarios_accepted(check: Check, chatconf: SuiteContext) -> None:
+    for name, ex in _valid_scenarios(chatconf):
+        if ex.status is not None and not 200 <= ex.status < 300:
+            fail(f"{name}: expected 2xx for a documented valid request, received {ex.status}", _ev(chatconf, ex))
+
+
+@pytest.mark.chatconf_check("transport.complete")
+def test_transport_complete(check: Check, chatconf: SuiteContext) -> None:
+    everything = _valid_scenarios(chatconf) + [
+        (name, ex) for name in SCENARIOS if "error" in SCENARIOS[name].tags for ex in chatconf.traffic.run(name)]
+    for name, ex in everything:
+        if ex.transport_error:
+            fail(f"{name}: {ex.transport_error}", _ev(chatconf, ex))
+        if ex.status is not None and ex.status < 400 and not ex.is_streamed and ex.body is None:
+            fail(f"{name}: 2xx answer whose body is not JSON", _ev(chatconf, ex))
+
+
+@pytest.mark.chatconf_check("behaviour.stop-honoured")
+def test_stop_honoured(check: Check, chatconf: SuiteContext) -> None:
+    ex = chatconf.traffic.run("nonstream-stop")[0]
+    if ex.status != 200:
+        pytest.skip(f"the stop scenario was not answered (HTTP {ex.status}); see response.accepted")
+    content, _, _ = _text(ex)
+    if " the " in content:
+        fail(f"stop string ' the ' appears in the output at offset {content.index(' the ')}", _ev(chatconf, ex))
+
+
+def _seeded(ctx: SuiteContext, **extra: Any) -> dict[str, Any]:
+    return base(ctx, {"role": "user", "content": "Name three colours of the rainbow."}, seed=1234,
+                max_tokens=24, **extra)
+
+
+@pytest.mark.chatconf_check("behaviour.seed-deterministic")
+def test_seed_deterministic(check: Check, chatconf: SuiteContext) -> None:
+    first = chatconf.client.chat(_seeded(chatconf))
+    second = chatconf.client.chat(_seeded(chatconf))
+    if first.status != 200 or second.status != 200:
+        pytest.skip(f"seeded requests not answered (HTTP {first.status}/{second.status})")
+    if _text(first)[0] != _text(second)[0]:
+        fail("the same seed gave different answers", {"first": _ev(chatconf, first), "second": _ev(chatconf, second)})
+
+
+@pytest.mark.chatconf_check("behaviour.stream-agrees")
+def test_stream_agrees(check: Check, chatconf: SuiteContext) -> None:
+    plain = chatconf.client.chat(_seeded(chatconf))
+    streamed = chatconf.client.chat(_seeded(chatconf, stream=True, stream_options={"include_usage": True}))
+    if plain.status != 200 or streamed.status != 200:
+        pytest.skip(f"seeded requests not answered (HTTP {plain.status}/{streamed.status})")
+    a, b = _text(plain), _text(streamed)
+    if a[1] != b[1]:
+        fail(f"finish_reason differs: non-stream {a[1]!r}, stream {b[1]!r}",
+             {"non_stream": _ev(chatconf, plain), "stream": _ev(chatconf, streamed)})
+    if a[0] != b[0]:
+        fail(f"content differs: non-stream {a[0][:60]!r}, stream {b[0][:60]!r}",
+             {"non_stream": _ev(chatconf, plain), "stream": _ev(chatconf, streamed)})
+
+
+@pytest.mark.chatconf_check("behaviour.thinking-stream")
+def test_thinking_stream(check: Check, chatconf: SuiteContext) -> None:
+    if not chatconf.supports("thinking"):
+        pytest.skip(f"profile says {chatconf.model} has no thinking mode")
+    ex = chatconf.traffic.run("stream-thinking")[0]
+    if ex.status != 200 or not isinstance(ex.events, list):
+        pytest.skip(f"thinking stream not answered (HTTP {ex.status}); see response.accepted")
+    first_reasoning = first_content = None
+    for ev in ex.events:
+        chunk = ev.json if not ev.is_done else None
+        for choice in (chunk or {}).get("choices") or [] if isinstance(chunk, dict) else []:
+            delta = choice.get("delta") or {} if isinstance(choice, dict) else {}
+            if delta.get("reasoning_content") and first_reasoning is None:
+                first_reasoning = ev.index
+            if delta.get("content") and first_content is None:
+                first_content = ev.index
+    if first_reasoning is None:
+        fail("enable_thinking stream carried no reasoning_content", _ev(chatconf, ex))
+    if first_content is not None and first_content < first_reasoning:
+        fail(f"content (event {first_content}) came before reasoning_content (event {first_reasoning})",
+             _ev(chatconf, ex))
+
+
+@pytest.mark.chatconf_check("behaviour.tool-roundtrip")
+def test_tool_roundtrip(check: Check, chatconf: SuiteContext) -> None:
+    if not chatconf.supports("tools"):
+        pytest.skip(f"profile says {chatconf.model} has no tools")
+    answers = chatconf.traffic.run("tool-roundtrip")
+    if not answers:
+        pytest.skip("the target made no tool call to answer")
+    ex = answers[0]
+    if ex.status != 200:
+        fail(f"the tool result was refused: HTTP {ex.status}", _ev(chatconf, ex))
+    content, finish, _ = _text(ex)
+    if finish not in ("stop", "length") or not content:
+        fail(f"expected a final answer (content, finish_reason 'stop' or 'length'), received finish_reason "
+             f"{finish!r} and {len(content)} characters of content", _ev(chatconf, ex))
+
+
+def observed_outcome(ctx: SuiteContext, ex: Exchange, what: str) -> None:
+    evidence = _ev(ctx, ex)
+    if ex.transport_error:
+        fail(f"{what}: {ex.transport_error}", evidence)
+    if ex.status is not None and 200 <= ex.status < 300:
+        observe(f"{what}: accepted (HTTP {ex.status})", evidence)
+    if ex.status is not None and 400 <= ex.status < 500:
+        err = error_payload(ex) or {}
+        observe(f"{what}: rejected (HTTP {ex.status}, code {err.get('code')!r}: "
+                f"{str(err.get('message', ''))[:100]})", evidence)
+    fail(f"{what}: neither accepted nor cleanly rejected (HTTP {ex.status})", evidence)

@@ -1,0 +1,79 @@
+"""Rejection checks: requests that break exactly one documented rule must be refused with the
+documented status and an error envelope (Hypothesis draws them, boundary values on purpose)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis.errors import Unsatisfiable
+
+from ..client import BudgetExhausted
+from ..exchange import Exchange
+from ..strategies import invalid_requests
+from .catalog import Check
+from .context import SuiteContext
+from .evidence import exchange_evidence
+from .outcome import fail
+
+ENVELOPE_RULES = ("error.envelope", "schema.error", "error.status-code")
+
+
+def error_payload(ex: Exchange) -> dict[str, Any] | None:
+    """The `error` object of a JSON or `data:`-framed error body, if any."""
+    body = ex.body
+    if body is None and ex.body_text:
+        for line in ex.body_text.splitlines():
+            if line.startswith("data:"):
+                from ..jsonutil import JSONError, loads
+                try:
+                    body = loads(line[5:].strip())
+                except JSONError:
+                    body = None
+                break
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return body["error"]
+    return None
+
+
+def assert_rejected(ctx: SuiteContext, rule_id: str, ex: Exchange) -> None:
+    spec = ctx.profile.error(rule_id) or ctx.profile.error("request.schema")
+    evidence = exchange_evidence(ex, api_key_env=ctx.api_key_env)
+    if ex.transport_error and ex.status is None:
+        fail(f"no answer: {ex.transport_error}", evidence)
+    status = ex.status or 0
+    if status < 400:
+        fail(f"accepted a request that breaks {rule_id}: expected HTTP {spec.status if spec else '4xx'}, "
+             f"received {status}", evidence)
+    if spec is not None and status != spec.status:
+        fail(f"expected HTTP {spec.status}, received {status}", evidence)
+    bad = [v for v in ctx.traffic.violations(ex) if v.rule in ENVELOPE_RULES and v.level == "error"]
+    if bad:
+        fail(f"rejected, but {bad[0].rule}: {bad[0].message}", evidence)
+    err = error_payload(ex)
+    if err is None:
+        fail("rejected without an error envelope", evidence)
+    if spec is not None and spec.param and err.get("param") not in (None, spec.param):
+        fail(f"expected error.param {spec.param!r} (or null), received {err.get('param')!r}", evidence)
+
+
+@pytest.mark.chatconf_kind("reject")
+def test_rejected(check: Check, chatconf: SuiteContext) -> None:
+    strategy = invalid_requests(chatconf.profile, chatconf.model, check.id)
+    if strategy is None:
+        pytest.skip(f"no unambiguous way to break {check.id} for model {chatconf.model}")
+    chatconf.client  # start the target before Hypothesis times anything  # noqa: B018
+
+    @settings(max_examples=chatconf.examples, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck), print_blob=False)
+    @given(body=strategy)
+    def property_(body: dict[str, Any]) -> None:
+        assume(chatconf.client.remaining != 0)  # budget spent: stop drawing, keep any failure found
+        ex = chatconf.client.chat(body, retry=True)
+        assert_rejected(chatconf, check.id, ex)
+
+    try:
+        property_()
+    except (BudgetExhausted, Unsatisfiable):
+        pytest.skip(f"request budget of {chatconf.client.config.max_requests} spent")

@@ -1,0 +1,79 @@
+"""Where requests go: an explicit base URL, a documented region, or the embedded mock.
+
+Shared by `run` and `load` so both resolve targets, keys and reachability the same way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from .errors import UsageError
+from .profiles import Profile
+
+MOCK_KEY = "sk-chatconf-mock"
+
+
+@dataclass(frozen=True)
+class Target:
+    base_url: str | None   # None: the embedded mock, started later
+    label: str
+    kind: str              # url | region | mock
+
+    @property
+    def is_mock(self) -> bool:
+        return self.kind == "mock"
+
+
+def resolve_target(profile: Profile, *, base_url: str | None = None, region: str | None = None,
+                   label: str | None = None) -> Target:
+    if base_url and region:
+        raise UsageError("give either --base-url or --region, not both")
+    if base_url:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise UsageError(f"--base-url must be an http(s) URL, got {base_url!r}")
+        return Target(base_url.rstrip("/"), label or parts.hostname or base_url, "url")
+    if region:
+        regions = profile.regions
+        if region not in regions:
+            known = ", ".join(regions) or "none"
+            raise UsageError(f"profile {profile.name!r} has no region {region!r} (known: {known})")
+        return Target(regions[region].rstrip("/"), label or region, "region")
+    return Target(None, label or "mock", "mock")
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_api_key(env_name: str, *, required: bool) -> str | None:
+    """The key from the named environment variable; missing + required -> UsageError (exit 2)."""
+    if not env_name.replace("_", "").isalnum():
+        raise UsageError(f"--api-key-env must name an environment variable, got {env_name!r}")
+    value = os.environ.get(env_name, "").strip()
+    if not value and required:
+        raise UsageError(f"no API key: set the environment variable {env_name} (or pass --api-key-env NAME)")
+    return value or None
+
+
+def check_reachable(base_url: str, *, timeout_s: float = 5.0) -> None:
+    """Any HTTP answer counts as reachable; refused, unresolvable or silent -> UsageError."""
+    try:
+        with httpx.Client(timeout=timeout_s, trust_env=False) as client:
+            client.get(base_url.rstrip("/") + "/models")
+    except httpx.TimeoutException as exc:
+        raise UsageError(f"target unreachable: {base_url} did not answer within {timeout_s:g} s") from exc
+    except httpx.HTTPError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"target unreachable: {base_url} ({reason})") from exc
