@@ -7,10 +7,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .exchange import Exchange, HTTPRequest  # noqa: E402
-from .profiles import Profile, load_profile  # noqa: E402
-from .rules.base import REGISTRY, Rule, Violation  # noqa: E402
-from .sse import SSEDecoder, SSEEvent  # noqa: E402
+from .exchange import Exchange, HTTPRequest
+from .profiles import Profile, load_profile
+from .rules.base import REGISTRY, Rule, Violation
+from .sse import SSEDecoder, SSEEvent
 
 __all__ = [
     "REGISTRY",

@@ -73,8 +73,15 @@ def rule(rule_id: str, title: str, *, kind: str, severity: str = "must",
 
 
 def expected(what: str, received: Any) -> str:
-    """The house style of messages: what the contract says, then what actually came."""
-    text = repr(received) if not isinstance(received, str) else repr(received)
+    """The house style of messages: what the contract says, then what actually came (as repr)."""
+    text = repr(received)
     if len(text) > 120:
         text = text[:117] + "..."
     return f"expected {what}, received {text}"
+
+
+def expected_text(what: str, received: str) -> str:
+    """As `expected`, for a received part that is already a description ("no model", "3 chunks")."""
+    if len(received) > 120:
+        received = received[:117] + "..."
+    return f"expected {what}, received {received}"
