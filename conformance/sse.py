@@ -15,6 +15,11 @@ from typing import Any
 
 from .jsonutil import JSONError, loads
 
+try:
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - declared dependency
+    _fast_loads = None
+
 DONE = "[DONE]"
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
 _UNPARSED: Any = object()
@@ -29,7 +34,7 @@ class SSEEvent:
 
     __slots__ = ("_json", "_parse_error", "data", "event", "id", "index", "retry", "t_ns", "terminated")
 
-    def __init__(self, data: str, *, event: str | None = None, id: str | None = None,
+    def __init__(self, data: str, event: str | None = None, id: str | None = None,
                  retry: int | None = None, t_ns: int = 0, index: int = 0, terminated: bool = True):
         self.data = data
         self.event = event
@@ -47,6 +52,12 @@ class SSEEvent:
         return self.data.startswith(DONE)
 
     def _parse(self) -> None:
+        if _fast_loads is not None:  # the per-chunk hot path: orjson directly, errors worded by jsonutil
+            try:
+                self._json = _fast_loads(self.data)
+                return
+            except Exception:
+                pass
         try:
             self._json = loads(self.data)
         except JSONError as exc:
@@ -98,8 +109,9 @@ class SSEDecoder:
     def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES):
         self._max = max_event_bytes
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._buf = ""
-        self._buf_t = 0          # arrival time of the first byte still in _buf
+        self._parts: list[str] = []  # text of an unfinished line, in pieces (no quadratic joins)
+        self._parts_len = 0
+        self._buf_t = 0          # arrival time of the first byte of the unfinished line
         self._skip_lf = False    # the previous chunk ended with CR: a leading LF belongs to it
         self._started = False    # BOM handling happens once, on the first decoded text
         self._data: list[str] = []
@@ -134,9 +146,11 @@ class SSEDecoder:
         """End of stream: flush an unterminated trailing event (if it has data)."""
         tail = self._utf8.decode(b"", final=True)
         events = self._feed_text(tail, 0) if tail else []
-        if self._buf:
-            self._process_line(self._buf, self._buf_t)
-            self._buf = ""
+        if self._parts:
+            line = "".join(self._parts)
+            self._parts = []
+            self._parts_len = 0
+            self._process_line(line, self._buf_t)
         if self._data:
             events.append(self._dispatch(terminated=False))
         return events
@@ -160,42 +174,107 @@ class SSEDecoder:
                 text = text[1:]
         if not text:
             return []
-        if not self._buf:
-            self._buf_t = t_ns
-        buf = self._buf + text if self._buf else text
-        if "\r" in buf:
-            if buf.endswith("\r"):
+        if "\r" in text:
+            # The unfinished line never holds a CR (it was a line end), so normalising the new text
+            # alone is exact. A final CR is a line end now; `_skip_lf` drops a LF opening the next chunk.
+            if text.endswith("\r"):
                 self._skip_lf = True
-            # A final CR is a line end now; `_skip_lf` makes a LF opening the next chunk not count again.
-            buf = buf.replace("\r\n", "\n").replace("\r", "\n")
-        lines = buf.split("\n")
-        rest = lines.pop()
-        events: list[SSEEvent] = []
-        if lines:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        parts = self._parts
+        if "\n" not in text:  # still inside one line: keep the piece, join once the line ends
+            if not parts:
+                self._buf_t = t_ns
+            parts.append(text)
+            self._parts_len += len(text)
+            if self._parts_len > self._max:
+                raise SSEError(f"SSE line longer than {self._max} bytes")
+            return []
+        if parts:  # the unfinished line ends in this text: join its pieces once
+            parts.append(text)
+            text = "".join(parts)
             first_t = self._buf_t
-            process = self._process_line
-            process(lines[0], first_t)
-            if self._dispatch_pending:
-                events.append(self._dispatch())
-            for line in lines[1:]:
-                process(line, t_ns)
-                if self._dispatch_pending:
-                    events.append(self._dispatch())
-            self._buf_t = t_ns
-        self._buf = rest
-        if len(rest) > self._max:
-            raise SSEError(f"SSE line longer than {self._max} bytes")
+            self._parts = []
+            self._parts_len = 0
+        else:
+            first_t = t_ns
+        events: list[SSEEvent] = []
+        # Fast path: with no event in progress, the text up to its last blank line splits into
+        # blocks that each end with a blank line; a block that is a single `data:` line is a whole
+        # event. Anything else in a block goes through the line-by-line rules.
+        cut = text.rfind("\n\n") if not self._data and self._event is None and self._retry is None else -1
+        if cut >= 0:
+            self._blocks(text[:cut], first_t, t_ns, events)
+            text = text[cut + 2:]
+            first_t = t_ns
+        lines = text.split("\n")
+        rest = lines.pop()
+        if lines:
+            self._lines(lines, first_t, t_ns, events)
+        if rest:
+            self._parts = [rest]
+            self._parts_len = len(rest)
+            self._buf_t = t_ns if lines or cut >= 0 else first_t
+            if len(rest) > self._max:
+                raise SSEError(f"SSE line longer than {self._max} bytes")
         return events
 
-    _dispatch_pending = False
+    def _blocks(self, head: str, first_t: int, t_ns: int, events: list[SSEEvent]) -> None:
+        """Events of `head` + a blank line, where `head` starts a line and no event is in progress."""
+        append = events.append
+        count, limit, t = self._count, self._max, first_t
+        for block in head.split("\n\n"):
+            if block[:5] == "data:" and "\n" not in block and len(block) <= limit and self._retry is None:
+                append(SSEEvent(block[6:] if block[5:6] == " " else block[5:], None, self._last_id, None,
+                                t, count))
+                count += 1
+            else:
+                self._count = count
+                self._lines([*block.split("\n"), ""], t, t_ns, events)
+                count = self._count
+            t = t_ns
+        self._count = count
+        self._id = None
+
+    def _lines(self, lines: list[str], first_t: int, t_ns: int, events: list[SSEEvent]) -> None:
+        """The WHATWG line rules for complete lines; the first line arrived at `first_t`."""
+        append = events.append
+        # Hot loop on locals; state goes back to `self` around the rare non-`data:` lines.
+        data, data_len, event_t, count, limit = self._data, self._data_len, self._event_t, self._count, self._max
+        t = first_t
+        for line in lines:
+            if not line:  # blank line: dispatch, or reset a data-less event
+                if data:
+                    if self._event is None and self._retry is None:
+                        append(SSEEvent(data[0] if len(data) == 1 else "\n".join(data), None, self._last_id,
+                                        None, event_t or 0, count))
+                        self._id = None
+                    else:
+                        self._data, self._event_t, self._count = data, event_t, count
+                        append(self._dispatch())
+                    count += 1
+                    data = []
+                    data_len = 0
+                else:
+                    self._event = None
+                event_t = None
+            elif line[:5] == "data:":
+                value = line[6:] if line[5:6] == " " else line[5:]
+                if event_t is None:
+                    event_t = t
+                data.append(value)
+                data_len += len(value)
+                if data_len > limit:
+                    raise SSEError(f"SSE event larger than {limit} bytes")
+            else:
+                self._data, self._data_len, self._event_t = data, data_len, event_t
+                self._process_line(line, t)
+                data, data_len, event_t = self._data, self._data_len, self._event_t
+            t = t_ns
+        self._data, self._data_len, self._event_t, self._count = data, data_len, event_t, count
 
     def _process_line(self, line: str, t_ns: int) -> None:
+        """A non-blank line other than `data:` (and, at close, any unfinished line)."""
         if not line:
-            if self._data:
-                self._dispatch_pending = True
-            else:  # blank line with no data: reset per spec
-                self._event = None
-                self._event_t = None
             return
         if line[0] == ":":
             self.comments += 1
@@ -223,13 +302,11 @@ class SSEDecoder:
             if "\0" not in value:
                 self._last_id = value
                 self._id = value
-        elif field == "retry":
-            if value.isdigit():
-                self._retry = int(value)
+        elif field == "retry" and value.isdigit():
+            self._retry = int(value)
         # other fields are ignored, as the spec says
 
     def _dispatch(self, terminated: bool = True) -> SSEEvent:
-        self._dispatch_pending = False
         data = self._data[0] if len(self._data) == 1 else "\n".join(self._data)
         ev = SSEEvent(data, event=self._event, id=self._id if self._id is not None else self._last_id,
                       retry=self._retry, t_ns=self._event_t or 0, index=self._count,

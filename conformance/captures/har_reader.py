@@ -1,0 +1,158 @@
+"""HAR 1.2 archives (browser devtools, mitmproxy, Charles): chat-completions POSTs become Exchanges.
+
+Entries that are not `POST .../chat/completions` are skipped with a note, bodies may be base64
+(`content.encoding`), a streamed answer sits in `content.text` as SSE text, and `timings`
+(`wait` = time to first byte, `receive`) become t_headers/t_end relative to a synthetic send time.
+Headers are redacted by Exchange itself, URLs here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..exchange import Exchange, HTTPRequest, make_headers
+from ..jsonutil import JSONError, depth_exceeds, loads
+from ..redact import redact_text
+from ..sse import SSEError, decode_bytes, looks_like_sse
+from .errors import MAX_HAR_BYTES, CaptureError
+from .json_reader import load_document
+from .shapes import is_error_envelope
+
+T_SEND = 1_000_000_000
+"""Synthetic send time (ns): HAR gives durations, not a monotonic clock."""
+
+CHAT_PATH = "/chat/completions"
+
+
+def read_har(path: Path, *, source: str = "", notes: list[str] | None = None) -> Iterator[Exchange]:
+    doc = load_document(path, MAX_HAR_BYTES, "HAR file")
+    yield from iter_har(doc, source=source, notes=notes)
+
+
+def iter_har(doc: Any, *, source: str = "", notes: list[str] | None = None) -> Iterator[Exchange]:
+    log = doc.get("log") if isinstance(doc, dict) else None
+    entries = log.get("entries") if isinstance(log, dict) else None
+    if not isinstance(entries, list):
+        raise CaptureError("not a HAR file: no log.entries list")
+    notes = notes if notes is not None else []
+    count = 0
+    for i, entry in enumerate(entries):
+        reason = _skip_reason(entry)
+        if reason:
+            notes.append(f"entry {i} skipped: {reason}")
+            continue
+        count += 1
+        yield entry_exchange(entry, source=source, index=i)
+    if count == 0:
+        raise CaptureError(f"no chat-completions POST among the {len(entries)} HAR entries")
+
+
+def _skip_reason(entry: Any) -> str | None:
+    if not isinstance(entry, dict) or not isinstance(entry.get("request"), dict):
+        return "not a HAR entry (no request object)"
+    req = entry["request"]
+    method = str(req.get("method", "")).upper()
+    url = str(req.get("url", ""))
+    path = urlsplit(url).path.rstrip("/")
+    if method != "POST" or not path.endswith(CHAT_PATH):
+        return f"{method or '?'} {redact_text(path or url)[:120]} is not a chat-completions POST"
+    return None
+
+
+def _text(holder: Any, what: str) -> str | None:
+    """`text` of a postData/content object, base64-decoded when `encoding` says so."""
+    if not isinstance(holder, dict):
+        return None
+    text = holder.get("text")
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise CaptureError(f"{what}.text is not a string")
+    encoding = str(holder.get("encoding") or "").lower()
+    if encoding == "base64":
+        try:
+            raw = base64.b64decode(text, validate=False)
+        except (binascii.Error, ValueError) as exc:
+            raise CaptureError(f"{what}: invalid base64 ({exc})") from exc
+        try:
+            return raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise CaptureError(f"{what}: base64 body is not UTF-8 text (byte {exc.start})") from exc
+    elif encoding:
+        raise CaptureError(f"{what}: unsupported encoding {encoding!r}")
+    return text
+
+
+def _parse(text: str) -> tuple[Any, str | None]:
+    try:
+        doc = loads(text)
+    except JSONError:
+        return None, text
+    if depth_exceeds(doc):
+        raise CaptureError("JSON body nested too deeply")
+    return doc, None
+
+
+def _ms(timings: Any, *keys: str) -> float | None:
+    if not isinstance(timings, dict):
+        return None
+    total = 0.0
+    for key in keys:
+        value = timings.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            return None
+        total += float(value)
+    return total
+
+
+def entry_exchange(entry: dict[str, Any], *, source: str = "", index: int = 0) -> Exchange:
+    where = f"entry {index}"
+    req = entry["request"]
+    req_text = _text(req.get("postData"), f"{where} request.postData")
+    req_body, req_raw = _parse(req_text) if req_text is not None else (None, None)
+    request = HTTPRequest(method="POST", url=redact_text(str(req.get("url", ""))),
+                          headers=make_headers(_pairs(req.get("headers"))), body=req_body, body_text=req_raw)
+    resp = entry.get("response") if isinstance(entry.get("response"), dict) else {}
+    notes: list[str] = []
+    status = resp.get("status")
+    if not isinstance(status, int) or isinstance(status, bool) or status <= 0:
+        status = None  # HAR writers use 0 or -1 for "no response"
+    content = resp.get("content")
+    body_text = _text(content, f"{where} response.content")
+    headers = make_headers(_pairs(resp.get("headers")))
+    wait = _ms(entry.get("timings"), "wait")
+    end = _ms(entry.get("timings"), "wait", "receive")
+    timing = {"t_send_ns": T_SEND if wait is not None else None,
+              "t_headers_ns": T_SEND + int(wait * 1e6) if wait is not None else None,
+              "t_end_ns": T_SEND + int(end * 1e6) if end is not None and wait is not None else None}
+    if status is None or body_text is None:
+        notes.append("response missing from the HAR entry: request checked only"
+                     if status is None else "response body not captured in the HAR: request checked only")
+        return Exchange(request=request, source=source, entry=index, notes=notes)
+    mime = str(content.get("mimeType") or "").lower() if isinstance(content, dict) else ""
+    if "text/event-stream" in mime or looks_like_sse(body_text[:4096]):
+        try:
+            events = decode_bytes(body_text.encode("utf-8"))
+        except SSEError as exc:
+            raise CaptureError(f"{where}: {exc}") from exc
+        if events and not events[0].is_done and is_error_envelope(events[0].json):
+            return Exchange(request=request, status=status, headers=headers, body=events[0].json,
+                            body_text=body_text, source=source, entry=index, notes=notes, **timing)
+        return Exchange(request=request, status=status, headers=headers, events=events, source=source,
+                        entry=index, notes=notes, **timing)
+    body, raw = _parse(body_text)
+    return Exchange(request=request, status=status, headers=headers, body=body, body_text=raw,
+                    source=source, entry=index, notes=notes, **timing)
+
+
+def _pairs(headers: Any) -> list[tuple[str, str]]:
+    if not isinstance(headers, list):
+        return []
+    return [(str(h["name"]), str(h.get("value", ""))) for h in headers
+            if isinstance(h, dict) and "name" in h]
+

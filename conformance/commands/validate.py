@@ -1,0 +1,79 @@
+"""`chatconf validate PATH...`: check captured traffic against a profile (DESIGN.md contract).
+
+Text output is one line per finding, `path:entry:event: rule: message [at pointer]`, so it stays
+grep-able; each file gets a verdict line and the run a one-line total. `--json` prints exactly one
+JSON object `{"files": [...]}`. Exit 0 all valid, 1 any violation, 2 any unreadable file or bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO
+
+from ..errors import UsageError
+from ..jsonutil import dumps
+from ..profiles import ProfileError, load_profile
+from ..validate import INVALID, UNREADABLE, FileResult, exit_code, validate_paths
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _where(path: str, v: object) -> str:
+    event = getattr(v, "event", None)
+    return f"{path}:{getattr(v, 'entry', 0)}:{'-' if event is None else event}"
+
+
+def print_file(result: FileResult, out: TextIO) -> None:
+    """Findings first (one line each), then the file's verdict."""
+    for v in result.violations:
+        at = f" [at {v.pointer}]" if v.pointer else ""
+        out.write(f"{_where(result.path, v)}: {v.rule}: {v.message}{at}\n")
+    for v in result.warnings:
+        at = f" [at {v.pointer}]" if v.pointer else ""
+        out.write(f"{_where(result.path, v)}: warning: {v.rule}: {v.message}{at}\n")
+    for key, n in sorted(result.unlisted.items()):
+        out.write(f"{result.path}: ... {n} more {key} finding(s) not listed\n")
+    for note in result.notes:
+        out.write(f"{result.path}: note: {note}\n")
+    if result.status == UNREADABLE:
+        out.write(f"{result.path}: UNREADABLE: {result.error}\n")
+        return
+    detail = [_plural(result.exchanges, "exchange")]
+    if result.status == INVALID:
+        detail.insert(0, _plural(result.violation_count, "violation"))
+    if result.warning_count:
+        detail.append(_plural(result.warning_count, "warning"))
+    out.write(f"{result.path}: {result.status.upper()} ({', '.join(detail)})\n")
+
+
+def summary_line(results: list[FileResult]) -> str:
+    counts = {s: sum(1 for r in results if r.status == s) for s in ("valid", "invalid", "unreadable")}
+    violations = sum(r.violation_count for r in results)
+    warnings = sum(r.warning_count for r in results)
+    parts = [f"{counts['valid']} valid", f"{counts['invalid']} invalid ({_plural(violations, 'violation')})",
+             f"{counts['unreadable']} unreadable"]
+    if warnings:
+        parts.append(_plural(warnings, "warning"))
+    return f"{_plural(len(results), 'file')}: {', '.join(parts)}"
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        profile = load_profile(args.profile)
+    except ProfileError as exc:
+        raise UsageError(str(exc)) from exc
+    results: list[FileResult] = []
+    out = sys.stdout
+    for result in validate_paths(args.paths, profile, fmt=args.format, strict=args.strict):
+        results.append(result)
+        if not args.json:
+            print_file(result, out)
+            out.flush()
+    if args.json:
+        out.write(dumps({"files": [r.as_dict() for r in results]}) + "\n")
+    else:
+        out.write(summary_line(results) + "\n")
+    return exit_code(results)

@@ -1,0 +1,182 @@
+"""Paths in, one verdict per file out: the engine behind `chatconf validate`, reusable elsewhere.
+
+Directories are walked (sorted, hidden entries skipped); each file is read by
+`conformance.captures` and every Exchange goes through `conformance.rules.check_exchange`. A file
+is `unreadable` when its reader (or a limit) gives up, `invalid` when any error-level violation is
+found, else `valid`; warning-level findings (strict mode, should-advice) never make a file invalid.
+Every string that leaves this module is redacted, so a key inside a capture is never echoed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .captures import NOTE_SINGLE_CHUNK, CaptureError, read_path
+from .exchange import Exchange
+from .profiles import Profile, load_profile
+from .redact import redact_text
+from .rules.base import Violation
+
+VALID, INVALID, UNREADABLE = "valid", "invalid", "unreadable"
+MAX_LISTED_PER_RULE = 100
+"""Per file and rule id, violations beyond this are counted, not listed (a 200k-chunk stream that
+breaks one rule on every chunk must not produce a 200k-line report or unbounded memory)."""
+
+
+@dataclass
+class FileResult:
+    """The verdict for one file (or one path that could not be expanded into files)."""
+
+    path: str
+    status: str = VALID
+    violations: list[Violation] = field(default_factory=list)
+    warnings: list[Violation] = field(default_factory=list)
+    error: str | None = None
+    exchanges: int = 0
+    notes: list[str] = field(default_factory=list)
+    unlisted: Counter[str] = field(default_factory=Counter)
+    listed: Counter[str] = field(default_factory=Counter, repr=False)
+
+    @property
+    def violation_count(self) -> int:
+        return len(self.violations) + sum(n for k, n in self.unlisted.items() if not k.startswith("warning:"))
+
+    @property
+    def warning_count(self) -> int:
+        return len(self.warnings) + sum(n for k, n in self.unlisted.items() if k.startswith("warning:"))
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "status": self.status,
+                               "violations": [_violation_dict(v) for v in self.violations]}
+        if self.error is not None:
+            out["error"] = self.error
+        if self.warnings:
+            out["warnings"] = [_violation_dict(v) for v in self.warnings]
+        out["exchanges"] = self.exchanges
+        if self.unlisted:
+            out["unlisted"] = dict(sorted(self.unlisted.items()))
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
+
+
+def _violation_dict(v: Violation) -> dict[str, Any]:
+    return {"rule": v.rule, "entry": v.entry, "event": v.event, "pointer": v.pointer, "message": v.message}
+
+
+def _clean(v: Violation, entry: int) -> Violation:
+    """Redact and pin the entry index (rules see one Exchange; the file may hold many)."""
+    message, pointer = redact_text(v.message), redact_text(v.pointer)
+    if message == v.message and pointer == v.pointer and v.entry == entry:
+        return v
+    return dataclasses.replace(v, message=message, pointer=pointer, entry=entry)
+
+
+# -- path expansion ---------------------------------------------------------------------------------
+
+def iter_paths(paths: Iterable[str | Path]) -> Iterator[tuple[str, str | None]]:
+    """(display path, error) for every file named or found under a named directory, in order."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = False
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith("."):
+                        found = True
+                        yield os.path.join(root, name), None
+            if not found:
+                yield str(raw), "no captures in this directory"
+        elif path.exists():
+            yield str(raw), None
+        else:
+            yield str(raw), "no such file or directory"
+
+
+# -- checking ---------------------------------------------------------------------------------------
+
+def _single_chunk(ex: Exchange, profile: Profile, strict: bool) -> Iterator[Violation]:
+    """schema.chunk (+ schema.unknown-field warnings in strict mode), as the stream checker does."""
+    from .rules.schema_rules import schema_findings, schemas_for
+
+    event = next(iter(ex.iter_events()))
+    strict_validator = schemas_for(profile, True).chunk if strict else None
+    yield from schema_findings(schemas_for(profile).chunk, strict_validator, event.json, "schema.chunk",
+                               entry=ex.entry, event=0)
+
+
+def check(ex: Exchange, profile: Profile, strict: bool = False) -> Iterator[Violation]:
+    """All findings for one Exchange (the rules engine, except for lone chunks: schema only)."""
+    if NOTE_SINGLE_CHUNK in ex.notes:
+        return _single_chunk(ex, profile, strict)
+    from .rules import check_exchange
+
+    return check_exchange(ex, profile, strict=strict)
+
+
+def validate_file(path: str | Path, profile: Profile, *, fmt: str = "auto", strict: bool = False,
+                  display: str | None = None) -> FileResult:
+    """Read and check one file. Never raises for bad input: the reason goes into `error`."""
+    result = FileResult(path=display if display is not None else str(path))
+    try:
+        capture = read_path(path, fmt)
+        for ex in capture:
+            result.exchanges += 1
+            for v in check(ex, profile, strict):
+                _add(result, _clean(v, ex.entry))
+        result.notes.extend(capture.notes)
+    except CaptureError as exc:
+        return _unreadable(result, str(exc))
+    except RecursionError:
+        return _unreadable(result, "capture nested too deeply to check")
+    except MemoryError:
+        return _unreadable(result, "capture too large to check in memory")
+    result.status = INVALID if result.violation_count else VALID
+    result.notes = [redact_text(n) for n in result.notes]
+    return result
+
+
+def _add(result: FileResult, v: Violation) -> None:
+    warning = v.level == "warning"
+    bucket = result.warnings if warning else result.violations
+    key = f"warning:{v.rule}" if warning else v.rule
+    if result.listed[key] >= MAX_LISTED_PER_RULE:
+        result.unlisted[key] += 1
+    else:
+        result.listed[key] += 1
+        bucket.append(v)
+
+
+def _unreadable(result: FileResult, reason: str) -> FileResult:
+    result.status = UNREADABLE
+    result.error = redact_text(reason)
+    result.violations.clear()
+    result.warnings.clear()
+    result.unlisted.clear()
+    return result
+
+
+def validate_paths(paths: Iterable[str | Path], profile: Profile | str = "dashscope", *, fmt: str = "auto",
+                   strict: bool = False) -> Iterator[FileResult]:
+    """One FileResult per file (lazily, in order). Raises ProfileError for an unknown profile."""
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    for display, error in iter_paths(paths):
+        if error is not None:
+            yield FileResult(path=display, status=UNREADABLE, error=error)
+        else:
+            yield validate_file(display, prof, fmt=fmt, strict=strict, display=display)
+
+
+def exit_code(results: Iterable[FileResult]) -> int:
+    """0 all valid, 1 any violation, 2 any unreadable file (DESIGN.md exit codes)."""
+    statuses = {r.status for r in results}
+    if UNREADABLE in statuses:
+        return 2
+    return 1 if INVALID in statuses else 0

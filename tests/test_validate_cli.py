@@ -1,0 +1,224 @@
+"""`chatconf validate` end to end on the shipped fixtures and on hostile input (DESIGN.md contract).
+
+Every fixtures/good file is valid, every fixtures/bad/<rule-id>[--variant].<ext> file reports that
+rule id and no other, every fixtures/unreadable entry is unreadable with exit 2; `--json` prints
+exactly one object of the fixed shape; secrets in captures are never echoed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.cli import main
+from conformance.resources import fixtures_dir
+from conformance.rules import REGISTRY
+
+FIXTURES = fixtures_dir()
+BAD = sorted(p for p in (FIXTURES / "bad").iterdir() if not p.name.startswith("."))
+UNREADABLE = sorted(p for p in (FIXTURES / "unreadable").iterdir() if not p.name.startswith("."))
+CHATCONF = Path(sys.executable).with_name("chatconf")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["validate", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
+    code, out, _ = run(capsys, "--json", *argv)
+    assert out.count("\n") == 1, "exactly one JSON object on one line"
+    return code, json.loads(out)
+
+
+def rule_of(path: Path) -> str:
+    """fixtures/bad/<rule-id>[--variant].<ext> -> rule-id."""
+    return path.name.split("--", 1)[0] if "--" in path.name else path.name.rsplit(".", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def bad_results() -> dict[str, dict[str, Any]]:
+    """One real CLI run over fixtures/bad (module-scoped: parametrized asserts read from it)."""
+    proc = subprocess.run([str(CHATCONF), "validate", "--json", str(FIXTURES / "bad")], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == ""
+    return {Path(f["path"]).name: f for f in json.loads(proc.stdout)["files"]}
+
+
+def test_every_good_fixture_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = run_json(capsys, str(FIXTURES / "good"))
+    problems = {f["path"]: f["violations"] or f.get("error") for f in doc["files"] if f["status"] != "valid"}
+    assert problems == {}
+    assert code == 0 and len(doc["files"]) >= 10
+    assert any(f["path"].endswith(".har") for f in doc["files"])
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.name for p in BAD])
+def test_bad_fixture_reports_exactly_its_rule(bad_results: dict[str, dict[str, Any]], path: Path) -> None:
+    result = bad_results[path.name]
+    rule = rule_of(path)
+    assert rule in REGISTRY, f"fixture named after an unknown rule id {rule!r}"
+    found = {v["rule"] for v in result["violations"]} | {w["rule"] for w in result.get("warnings", [])}
+    assert found == {rule}, result
+    if REGISTRY[rule].severity == "must":
+        assert result["status"] == "invalid"
+    else:  # should-level advice is a warning: it never makes a file invalid
+        assert result["status"] == "valid" and {w["rule"] for w in result["warnings"]} == {rule}
+
+
+@pytest.mark.parametrize("path", UNREADABLE, ids=[p.name for p in UNREADABLE])
+def test_unreadable_fixture_exits_2_with_one_line(capsys: pytest.CaptureFixture[str], path: Path) -> None:
+    code, out, err = run(capsys, str(path))
+    assert code == 2 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith(f"{path}: UNREADABLE: ") and len(lines[0]) < 200
+    assert "Traceback" not in out
+    code, doc = run_json(capsys, str(path))
+    (entry,) = doc["files"]
+    assert code == 2 and entry["status"] == "unreadable" and entry["violations"] == []
+    assert entry["error"] and "\n" not in entry["error"]
+
+
+def test_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = run_json(capsys, str(FIXTURES / "bad" / "stream.done-last.jsonl"),
+                         str(FIXTURES / "good" / "har"), str(FIXTURES / "unreadable" / "empty.json"))
+    assert code == 2 and set(doc) == {"files"}
+    statuses = [f["status"] for f in doc["files"]]
+    assert statuses[0] == "invalid" and statuses[-1] == "unreadable" and "valid" in statuses
+    for f in doc["files"]:
+        assert {"path", "status", "violations"} <= set(f)
+        for v in f["violations"]:
+            assert set(v) == {"rule", "entry", "event", "pointer", "message"}
+            assert isinstance(v["entry"], int) and (v["event"] is None or isinstance(v["event"], int))
+    assert doc["files"][0]["violations"][0]["rule"] == "stream.done-last"
+
+
+def test_text_report_is_greppable(capsys: pytest.CaptureFixture[str]) -> None:
+    bad = FIXTURES / "bad" / "request.temperature-range.jsonl"
+    code, out, _ = run(capsys, str(bad), str(FIXTURES / "good" / "har"))
+    lines = out.splitlines()
+    assert code == 1
+    assert f"{bad}:0:-: request.temperature-range: " in lines[0] and "[at /temperature]" in lines[0]
+    assert lines[1] == f"{bad}: INVALID (1 violation, 1 exchange)"
+    assert any(line.endswith("devtools-session.har: VALID (2 exchanges)") for line in lines)
+    assert any(": note: entry 1 skipped: GET" in line for line in lines)
+    assert lines[-1] == "3 files: 2 valid, 1 invalid (1 violation), 0 unreadable"
+
+
+def test_strict_reports_unknown_fields_as_warnings_only(capsys: pytest.CaptureFixture[str],
+                                                        tmp_path: Path) -> None:
+    doc = json.loads((FIXTURES / "good" / "f01-nonstream-text.json").read_text())
+    doc["x_vendor_extension"] = {"a": 1}
+    path = tmp_path / "extra.json"
+    path.write_text(json.dumps(doc))
+    code, plain = run_json(capsys, str(path))
+    assert code == 0 and "warnings" not in plain["files"][0]
+    code, strict = run_json(capsys, "--strict", str(path))
+    (f,) = strict["files"]
+    assert code == 0 and f["status"] == "valid" and f["violations"] == []
+    assert [w["rule"] for w in f["warnings"]] == ["schema.unknown-field"]
+    assert "x_vendor_extension" in f["warnings"][0]["message"]
+
+
+def test_lone_chunk_document_is_schema_checked_only(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    chunk = {"choices": [{"delta": {"content": "hi"}, "finish_reason": None, "index": 0}],
+             "object": "chat.completion.chunk", "created": 1, "model": "qwen-plus", "id": "chatcmpl-1"}
+    good, bad = tmp_path / "chunk.json", tmp_path / "bad-chunk.json"
+    good.write_text(json.dumps(chunk))
+    bad.write_text(json.dumps({**chunk, "created": "yesterday"}))
+    code, doc = run_json(capsys, str(good), str(bad))
+    assert code == 1 and [f["status"] for f in doc["files"]] == ["valid", "invalid"]
+    assert {v["rule"] for v in doc["files"][1]["violations"]} == {"schema.chunk"}
+
+
+def test_secrets_in_captures_are_never_echoed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A key in headers, in the URL and in values that violation messages quote."""
+    key = "sk-live0a1b2c3d4e5f6a7b8c9d"
+    request = {"model": "qwen-plus", "messages": [{"role": key, "content": f"my key is {key}"}]}
+    har = {"log": {"version": "1.2", "entries": [{
+        "request": {"method": "POST", "url": f"https://x/compatible-mode/v1/chat/completions?api_key={key}",
+                    "headers": [{"name": "Authorization", "value": f"Bearer {key}"}],
+                    "postData": {"mimeType": "application/json", "text": json.dumps(request)}},
+        "response": {"status": 200, "headers": [{"name": "Content-Type", "value": "text/event-stream"}],
+                     "content": {"mimeType": "text/event-stream", "text": (
+                         'data: {"choices":[{"delta":{"role":"assistant","content":""},"index":0}],'
+                         f'"object":"chat.completion.chunk","created":1,"model":"{key}","id":"chatcmpl-{key}"}}'
+                         "\n\ndata: [DONE]\n\n")}},
+        "timings": {"wait": 1, "receive": 1}}]}}
+    path = tmp_path / f"capture-{key[:5]}.har"
+    path.write_text(json.dumps(har))
+    code, out, err = run(capsys, str(path))
+    assert code == 1 and "request.role-allowed" in out
+    code2, out2, err2 = run(capsys, "--json", "--strict", str(path))
+    assert code2 == 1
+    for text in (out, err, out2, err2):
+        assert key not in text and key[3:] not in text
+    assert "[REDACTED]" in out
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run(capsys, "--profile", "no-such-profile", str(FIXTURES / "good"))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "unknown profile" in err
+    code, doc = run_json(capsys, str(tmp_path / "missing.har"))
+    assert code == 2 and doc["files"][0]["error"] == "no such file or directory"
+    empty = tmp_path / "empty"
+    (empty / ".hidden").mkdir(parents=True)
+    (empty / ".hidden" / "x.sse").write_text("data: [DONE]\n\n")
+    code, doc = run_json(capsys, str(empty))
+    assert code == 2 and doc["files"][0]["error"] == "no captures in this directory"
+    with pytest.raises(SystemExit) as info:
+        main(["validate", "--format", "xml", str(empty)])
+    assert info.value.code == 2
+
+
+def test_directory_walk_is_sorted_and_skips_hidden(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    src = (FIXTURES / "good" / "seed001-curl-stream.sse").read_bytes()
+    for name in ("b.sse", "a.sse", "sub/c.sse", ".hidden.sse", ".git/d.sse"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(src)
+    code, doc = run_json(capsys, str(tmp_path))
+    assert code == 0
+    assert [Path(f["path"]).relative_to(tmp_path).as_posix() for f in doc["files"]] == ["a.sse", "b.sse",
+                                                                                          "sub/c.sse"]
+
+
+_HUGE_CHILD = r"""
+import json, resource, sys
+from conformance.cli import main
+codes = [main(["validate", "--json", "--format", fmt, sys.argv[1]]) for fmt in ("sse", "json", "jsonl", "auto")]
+print(json.dumps({"codes": codes, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),
+      file=sys.stderr)
+"""
+
+
+def test_200mb_single_line_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    path = tmp_path / "huge.txt"
+    piece = b"x" * (1 << 20)
+    with path.open("wb") as fh:
+        fh.write(b'data: {"choices": "')
+        for _ in range(200):
+            fh.write(piece)
+    proc = subprocess.run([sys.executable, "-c", _HUGE_CHILD, str(path)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    stats = json.loads(proc.stderr.strip().splitlines()[-1])
+    errors = [json.loads(line)["files"][0]["error"] for line in proc.stdout.splitlines()]
+    assert stats["codes"] == [2, 2, 2, 2]
+    assert errors[0].startswith("SSE line longer than") and errors[3] == errors[0]
+    assert errors[1].startswith("JSON document too large")
+    assert errors[2].startswith("line 1 longer than")
+    assert stats["rss_mb"] < 150, stats
+
+
+def test_real_console_script_on_a_mixed_directory(tmp_path: Path) -> None:
+    proc = subprocess.run([str(CHATCONF), "validate", str(FIXTURES / "good" / "har"),
+                           str(FIXTURES / "unreadable" / "binary.sse")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr == ""
+    assert proc.stdout.splitlines()[-1] == "3 files: 2 valid, 0 invalid (0 violations), 1 unreadable"
