@@ -1,0 +1,263 @@
+"""`chatconf load`: run the Locust scenarios (loadtests/locustfile.py) as real Locust processes.
+
+This process never imports Locust or gevent: it resolves targets (starting the embedded mock when
+none is given), checks that every target answers a TCP connect, starts one Locust process (or a
+master plus N local workers, loadtests/launcher.py), echoes the master's progress lines, and
+prints the per-region table from the summary.json the master wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import UsageError
+from ..profiles import ProfileError, load_profile
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def parse_run_time(text: str) -> float:
+    """Locust's format: 30s, 2m, 1h30m, or plain seconds."""
+    text = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        value = float(text)
+    else:
+        m = re.fullmatch(r"(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?", text)
+        if not m or not any(m.groups()):
+            raise UsageError(f"--run-time {text!r}: expected e.g. 30s, 2m, 1h30m")
+        h, mi, s = (int(g or 0) for g in m.groups())
+        value = h * 3600 + mi * 60 + s
+    if value <= 0:
+        raise UsageError("--run-time must be positive")
+    return value
+
+
+# -- targets ----------------------------------------------------------------------------------
+
+
+def resolve_targets(args: Any, profile: Any) -> dict[str, str]:
+    """{label: base_url} from --region/--regions/--base-url; empty means the embedded mock."""
+    regions: list[str] = list(args.region or [])
+    if args.regions:
+        regions += [r.strip() for r in args.regions.split(",") if r.strip()]
+    targets: dict[str, str] = {}
+    for region in regions:
+        if region not in profile.regions:
+            known = ", ".join(profile.regions) or "none"
+            raise UsageError(f"unknown region {region!r} for profile {profile.name} (regions: {known})")
+        targets[region] = profile.regions[region]
+    if args.base_url:
+        parts = urlsplit(args.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"--base-url {args.base_url!r} is not an http(s) URL")
+        label = args.label or parts.hostname
+        if label in targets or "=" in label or "," in label:
+            raise UsageError(f"--label {label!r} clashes with a region or contains '=' or ','")
+        targets[label] = args.base_url
+    elif args.label:
+        raise UsageError("--label names a --base-url target; give --base-url too")
+    return targets
+
+
+def check_reachable(targets: dict[str, str], timeout: float = 5.0) -> None:
+    """One TCP connect per target host; an unreachable one is a one-line usage error (exit 2)."""
+    for label, url in targets.items():
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            with socket.create_connection((parts.hostname, port), timeout=timeout):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise UsageError(
+                f"target {label} ({parts.scheme}://{parts.hostname}:{port}) is unreachable: {reason}"
+            ) from None
+
+
+def custom_args(
+    *,
+    targets: dict[str, str],
+    simulated: bool,
+    args: Any,
+    report_dir: Path,
+    model: str,
+    api_key_env: str,
+    mix: str | None = None,
+) -> list[str]:
+    out = [
+        "--chatconf-targets",
+        ",".join(f"{k}={v}" for k, v in targets.items()),
+        "--chatconf-model",
+        model,
+        "--chatconf-profile",
+        args.profile or "dashscope",
+        "--chatconf-api-key-env",
+        api_key_env,
+        "--chatconf-report-dir",
+        str(report_dir),
+    ]
+    if simulated:
+        out += ["--chatconf-simulated", "1"]
+    if args.rate:
+        out += ["--chatconf-rate", f"{args.rate:g}", "--chatconf-arrivals", args.arrivals]
+    if args.max_requests:
+        out += ["--chatconf-max-requests", str(args.max_requests)]
+    if mix:
+        out += ["--chatconf-mix", mix]
+    if args.quiet:
+        out += ["--chatconf-quiet", "1"]
+    return out
+
+
+def _tail(path: Path, n: int = 8) -> str:
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-n:])
+
+
+def validate_args(args: Any) -> float:
+    if args.users < 1:
+        raise UsageError("--users must be at least 1")
+    if args.spawn_rate <= 0:
+        raise UsageError("--spawn-rate must be positive")
+    if args.rate is not None and args.rate <= 0:
+        raise UsageError("--rate must be positive (requests per second)")
+    if args.workers < 0 or args.workers > 64:
+        raise UsageError("--workers must be between 0 and 64")
+    if args.max_requests is not None and args.max_requests < 1:
+        raise UsageError("--max-requests must be at least 1")
+    return parse_run_time(args.run_time)
+
+
+def main(args: Any) -> int:
+    run_time = validate_args(args)
+    try:
+        profile = load_profile(args.profile or "dashscope")
+    except ProfileError as exc:
+        raise UsageError(str(exc)) from None
+    model = args.model or profile.default_model
+    api_key_env = args.api_key_env or profile.api_key_env
+    targets = resolve_targets(args, profile)
+    if args.calibrate:
+        if targets:
+            raise UsageError("--calibrate measures the harness against the embedded mock; drop the target flags")
+        from loadtests.calibrate import run_calibration
+
+        return run_calibration(args, profile=profile, model=model, run_time=run_time)
+    if targets and not os.environ.get(api_key_env):
+        raise UsageError(
+            f"environment variable {api_key_env} is not set (it must hold the API key; "
+            "choose another with --api-key-env)"
+        )
+
+    from loadtests.launcher import LocustRun, read_summary
+
+    mock = None
+    tmp_dir = None
+    report_dir = Path(args.report_dir) if args.report_dir else None
+    run: LocustRun | None = None
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        if not targets:
+            from ..mock import MockConfig, MockServer, MockStartError
+
+            mock = MockServer(MockConfig(profile=args.profile or "dashscope", seed=0))
+            try:
+                mock.start()
+            except MockStartError as exc:
+                raise UsageError(str(exc)) from None
+            regions = list(profile.regions) or ["singapore", "virginia", "beijing"]
+            targets = {r: mock.url_for(r) for r in regions}
+        check_reachable(targets)
+        if report_dir is None:
+            tmp_dir = tempfile.mkdtemp(prefix="chatconf-load-")
+            report_dir = Path(tmp_dir)
+        report_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            (report_dir / "summary.json").unlink()
+        simulated = mock is not None
+        if simulated and not args.quiet:
+            print(
+                f"chatconf load: no target given: SIMULATED regions on the embedded mock "
+                f"({', '.join(targets)}); numbers measure the harness, not DashScope",
+                file=sys.stderr,
+            )
+        run = LocustRun(
+            custom=custom_args(
+                targets=targets,
+                simulated=simulated,
+                args=args,
+                report_dir=report_dir,
+                model=model,
+                api_key_env=api_key_env,
+            ),
+            users=args.users,
+            spawn_rate=args.spawn_rate,
+            run_time=run_time,
+            workers=args.workers,
+            log_path=report_dir / "locust.log",
+            quiet=args.quiet,
+        )
+        run.start()
+        try:
+            code = run.wait()
+        except KeyboardInterrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up
+            print("chatconf load: interrupted, stopping Locust (partial report follows)", file=sys.stderr)
+            run.stop()
+            summary = read_summary(report_dir)
+            if summary is not None:
+                print(_table(summary))
+            return EXIT_INTERRUPTED
+        summary = read_summary(report_dir)
+        if summary is None:
+            tail = _tail(report_dir / "locust.log")
+            detail = f"; last lines of locust.log:\n{tail}" if tail else ""
+            print(f"chatconf load: error: Locust exited with code {code} without a report{detail}", file=sys.stderr)
+            return EXIT_USAGE
+        print(_table(summary))
+        if args.report_dir:
+            print(f"reports: {report_dir}/summary.json, samples.jsonl, report.html", file=sys.stderr)
+        return _exit_code(summary, api_key_env)
+    finally:
+        if run is not None:
+            run.stop()
+        if mock is not None:
+            mock.stop()
+        if tmp_dir is not None:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+        signal.signal(signal.SIGINT, previous)
+
+
+def _table(summary: dict[str, Any]) -> str:
+    from loadtests.report_console import format_table
+
+    return format_table(summary)
+
+
+def _exit_code(summary: dict[str, Any], api_key_env: str) -> int:
+    regions = summary.get("regions") or {}
+    violations = sum(r.get("conformance_violations", 0) for r in regions.values())
+    ok = sum(r.get("requests", 0) - r.get("failures", 0) for r in regions.values())
+    total = sum(r.get("requests", 0) for r in regions.values())
+    if total and not ok:
+        codes = sorted({c for r in regions.values() for c in r.get("errors_by_code", {})})
+        hint = f" (check {api_key_env})" if "401" in codes else ""
+        print(f"chatconf load: every request failed: {', '.join(codes)}{hint}", file=sys.stderr)
+        return EXIT_FAILED
+    if violations:
+        print(f"chatconf load: {violations} conformance violations in the streamed responses", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK

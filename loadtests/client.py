@@ -1,0 +1,333 @@
+"""A streaming HTTP/1.1 client that timestamps bytes as they arrive, correct under gevent.
+
+Why not Locust's clients: FastHttpUser's `response.stream` hands SSE bodies over in fixed-size
+blocks (events late by hundreds of ms, ITL 0) and HttpUser stops its timer at the headers
+(research/measured-here.md). This client owns the socket: each `recv` returns whatever the kernel
+has, `perf_counter_ns()` is taken right after it returns, and the bytes go through a minimal
+chunked-transfer decoder into `conformance.sse.SSEDecoder` before anything is parsed as JSON.
+
+Plain `socket`/`ssl` are used on purpose: Locust monkey-patches them, so inside Locust each recv
+yields to the gevent hub; outside Locust (tests, tools) the same code is an ordinary blocking
+client. One connection per client object, kept alive between requests (one per Locust user).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from conformance.exchange import Exchange, HTTPRequest, make_headers
+from conformance.jsonutil import JSONError, dumpb, loads
+from conformance.sse import SSEDecoder, SSEError
+
+perf_ns = time.perf_counter_ns
+RECV_SIZE = 65536
+MAX_HEADER_BYTES = 64 * 1024
+MAX_BODY_BYTES = 64 * 1024 * 1024
+USER_AGENT = "chatconf-load/0.1"
+
+
+class HTTPProtocolError(Exception):
+    """The peer did not speak HTTP/1.1 as expected (bad status line, bad chunk size, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where requests go: scheme, host, port and the base path (".../compatible-mode/v1")."""
+
+    scheme: str
+    host: str
+    port: int
+    base_path: str
+
+    @classmethod
+    def parse(cls, base_url: str) -> Target:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) base URL: {base_url!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        return self.host if self.port == default else f"{self.host}:{self.port}"
+
+    def url(self, path: str) -> str:
+        return f"{self.scheme}://{self.host_header}{self.base_path}{path}"
+
+
+class ChunkedDecoder:
+    """Incremental `Transfer-Encoding: chunked` decoder: raw bytes in, body pieces out."""
+
+    __slots__ = ("_buf", "_need", "_state", "done")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._need = 0  # bytes of chunk data still expected
+        self._state = "size"  # size | data | crlf | trailer
+        self.done = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        buf = self._buf + data if self._buf else data
+        pos = 0
+        n = len(buf)
+        while pos < n and not self.done:
+            if self._state == "data":
+                take = min(self._need, n - pos)
+                out.append(buf[pos : pos + take])
+                pos += take
+                self._need -= take
+                if self._need == 0:
+                    self._state = "crlf"
+                continue
+            end = buf.find(b"\r\n", pos)
+            if end == -1:
+                if n - pos > 4096:
+                    raise HTTPProtocolError("chunk header line too long")
+                break
+            line = buf[pos:end]
+            pos = end + 2
+            if self._state == "crlf":
+                if line:
+                    raise HTTPProtocolError("missing CRLF after chunk data")
+                self._state = "size"
+            elif self._state == "size":
+                size_text = line.split(b";", 1)[0].strip()
+                try:
+                    size = int(size_text, 16)
+                except ValueError:
+                    raise HTTPProtocolError(f"bad chunk size {size_text[:20]!r}") from None
+                if size == 0:
+                    self._state = "trailer"
+                else:
+                    self._need = size
+                    self._state = "data"
+            elif self._state == "trailer" and not line:
+                self.done = True
+        self._buf = buf[pos:] if pos < n else b""
+        return out
+
+
+def _parse_head(head: bytes) -> tuple[int, list[tuple[str, str]]]:
+    lines = head.decode("latin-1").split("\r\n")
+    status_line = lines[0].split(" ", 2)
+    if len(status_line) < 2 or not status_line[0].startswith("HTTP/"):
+        raise HTTPProtocolError(f"bad status line {lines[0][:60]!r}")
+    try:
+        status = int(status_line[1])
+    except ValueError:
+        raise HTTPProtocolError(f"bad status line {lines[0][:60]!r}") from None
+    headers = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, _, value = line.partition(":")
+        headers.append((name.strip(), value.strip()))
+    return status, headers
+
+
+class StreamClient:
+    """POST JSON, read the answer as it arrives; one keep-alive connection per client.
+
+    `timeout` bounds each wait for bytes (and the connect); `max_time` bounds a whole response.
+    The API key is kept only to build the Authorization header; Exchange headers are redacted.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout: float = 60.0,
+        max_time: float = 600.0,
+        connect_timeout: float = 10.0,
+    ):
+        self.target = Target.parse(base_url)
+        self._auth = f"Bearer {api_key}" if api_key else None
+        self.timeout = timeout
+        self.max_time = max_time
+        self.connect_timeout = connect_timeout
+        self._sock: socket.socket | None = None
+        self._ssl_ctx: ssl.SSLContext | None = None
+        self.connects = 0
+        self.last_connect_ms: float | None = None
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def _connect(self) -> socket.socket:
+        t0 = perf_ns()
+        sock = socket.create_connection((self.target.host, self.target.port), timeout=self.connect_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.target.scheme == "https":
+            if self._ssl_ctx is None:
+                self._ssl_ctx = ssl.create_default_context()
+                self._ssl_ctx.set_alpn_protocols(["http/1.1"])
+            sock = self._ssl_ctx.wrap_socket(sock, server_hostname=self.target.host)
+        sock.settimeout(self.timeout)
+        self.connects += 1
+        self.last_connect_ms = (perf_ns() - t0) / 1e6
+        return sock
+
+    def close(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+            self._sock = None
+
+    # -- request ------------------------------------------------------------------------------
+
+    def _head_bytes(self, path: str, body_len: int) -> bytes:
+        lines = [
+            f"POST {self.target.base_path}{path} HTTP/1.1",
+            f"Host: {self.target.host_header}",
+            f"User-Agent: {USER_AGENT}",
+            "Content-Type: application/json",
+            "Accept: text/event-stream, application/json",
+            f"Content-Length: {body_len}",
+        ]
+        if self._auth:
+            lines.append(f"Authorization: {self._auth}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def post_stream(self, path: str, body: dict, *, entry: int = 0) -> Exchange:
+        """Send one request; return its Exchange (never raises for network or HTTP trouble)."""
+        payload = dumpb(body)
+        wire = self._head_bytes(path, len(payload)) + payload
+        req_headers = {"content-type": "application/json", "accept": "text/event-stream, application/json"}
+        if self._auth:
+            req_headers["authorization"] = self._auth
+        ex = Exchange(
+            request=HTTPRequest(method="POST", url=self.target.url(path), headers=req_headers, body=body),
+            source="load",
+            entry=entry,
+        )
+        for attempt in range(2):
+            reused = self._sock is not None
+            try:
+                if self._sock is None:
+                    self._sock = self._connect()
+                ex.t_send_ns = perf_ns()
+                self._sock.sendall(wire)
+                keep = self._read_response(self._sock, ex)
+            except (OSError, HTTPProtocolError, SSEError) as exc:
+                self.close()
+                # a kept-alive connection the server closed while idle: retry once, fresh
+                if reused and attempt == 0 and ex.status is None and not getattr(exc, "_got_bytes", False):
+                    continue
+                ex.transport_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                ex.t_end_ns = perf_ns()
+                return ex
+            if not keep:
+                self.close()
+            return ex
+        return ex  # pragma: no cover (loop always returns)
+
+    def _read_response(self, sock: socket.socket, ex: Exchange) -> bool:
+        """Fill `ex` from the socket. Returns True when the connection may be reused."""
+        deadline = ex.t_send_ns + int(self.max_time * 1e9)  # type: ignore[operator]
+        recv = sock.recv
+        buf = b""
+        while True:
+            try:
+                data = recv(RECV_SIZE)
+            except OSError as exc:
+                exc._got_bytes = bool(buf)  # type: ignore[attr-defined]
+                raise
+            t = perf_ns()
+            if not data:
+                err = ConnectionResetError("connection closed before the response headers")
+                err._got_bytes = bool(buf)  # type: ignore[attr-defined]
+                raise err
+            buf += data
+            end = buf.find(b"\r\n\r\n")
+            if end != -1:
+                break
+            if len(buf) > MAX_HEADER_BYTES:
+                raise HTTPProtocolError("response headers larger than 64 KiB")
+        ex.t_headers_ns = t
+        status, raw_headers = _parse_head(buf[:end])
+        ex.status = status
+        ex.headers = make_headers(raw_headers)
+        rest = buf[end + 4 :]
+        hdr = ex.headers
+        chunked = "chunked" in hdr.get("transfer-encoding", "").lower()
+        length = hdr.get("content-length")
+        remaining = int(length) if (length and length.isdigit() and not chunked) else None
+        keep = hdr.get("connection", "").lower() != "close"
+        is_sse = hdr.get("content-type", "").split(";", 1)[0].strip().lower() == "text/event-stream"
+
+        decoder = SSEDecoder() if is_sse else None
+        events: list = []
+        body_parts: list[bytes] = []
+        body_len = 0
+        chunks = ChunkedDecoder() if chunked else None
+
+        def consume(piece: bytes, t_ns: int) -> None:
+            nonlocal body_len
+            if decoder is not None:
+                events.extend(decoder.feed(piece, t_ns))
+            else:
+                body_len += len(piece)
+                if body_len > MAX_BODY_BYTES:
+                    raise HTTPProtocolError("response body larger than 64 MiB")
+                body_parts.append(piece)
+
+        def feed(data: bytes, t_ns: int) -> bool:
+            """Returns True when the body is complete."""
+            nonlocal remaining
+            if chunks is not None:
+                for piece in chunks.feed(data):
+                    consume(piece, t_ns)
+                return chunks.done
+            if remaining is not None:
+                take = data[:remaining]
+                remaining -= len(take)
+                if take:
+                    consume(take, t_ns)
+                return remaining <= 0
+            consume(data, t_ns)
+            return False
+
+        complete = remaining == 0 or (bool(rest) and feed(rest, t))
+        if not complete:
+            while True:
+                if t > deadline:
+                    keep = False
+                    ex.transport_error = f"TimeoutError: response exceeded {self.max_time:g} s"
+                    break
+                try:
+                    data = recv(RECV_SIZE)
+                except OSError as exc:
+                    keep = False
+                    ex.transport_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                    break
+                t = perf_ns()
+                if not data:
+                    keep = False
+                    if chunks is not None or (remaining is not None and remaining > 0):
+                        ex.transport_error = "ConnectionResetError: connection closed mid-body"
+                    break
+                if feed(data, t):
+                    break
+        ex.t_end_ns = perf_ns() if ex.transport_error else t
+        if decoder is not None:
+            events.extend(decoder.close())
+            ex.events = events
+        else:
+            raw = b"".join(body_parts)
+            text = raw.decode("utf-8", errors="replace")
+            ex.body_text = text
+            try:
+                ex.body = loads(raw) if raw else None
+            except JSONError:
+                ex.body = None
+        return keep and ex.transport_error is None
+
+
+__all__ = ["ChunkedDecoder", "HTTPProtocolError", "StreamClient", "Target"]

@@ -1,0 +1,501 @@
+"""Per-process state of a chatconf Locust run: targets, the request loop, sample shipping, reports.
+
+Roles: a local runner does everything itself; in distributed mode workers send users' raw samples
+(plus event-loop lag and CPU readings) to the master every second with Locust custom messages,
+and when the test stops the master asks every worker for its last samples and waits for all of
+them before it writes the report. So the merged report is exact: it holds every request every
+worker finished before the stop, computed from raw values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+import gevent
+from locust.runners import MasterRunner, WorkerRunner
+
+from conformance import __version__
+from conformance.profiles import ProfileError, load_profile
+
+from . import options as opt
+from .aggregate import Collector, make_sample
+from .checking import check_stream
+from .metrics import StreamMetrics, stream_metrics
+from .report_console import format_progress, format_table
+from .report_files import write_reports
+from .shapes import Budget, LagMonitor, OpenLoop, share
+from .workload import parse_mix
+
+log = logging.getLogger("chatconf.load")
+SEND_INTERVAL = 1.0
+FLUSH_TIMEOUT = 15.0
+PROGRESS_INTERVAL = 2.0
+CHAT_PATH = "/chat/completions"
+
+
+class LoadFailure(Exception):
+    """What Locust's failure table shows for a failed stream (status / error code)."""
+
+
+def _progress_stream() -> Any:
+    fd = os.environ.get("CHATCONF_PROGRESS_FD")
+    if fd and fd.isdigit():
+        try:
+            return os.fdopen(int(fd), "w", buffering=1, closefd=False)
+        except OSError:
+            pass
+    return sys.stderr
+
+
+class LoadRuntime:
+    def __init__(self, environment: Any):
+        self.env = environment
+        self.runner = environment.runner
+        self.is_master = isinstance(self.runner, MasterRunner)
+        self.is_worker = isinstance(self.runner, WorkerRunner)
+        self.collector = Collector()
+        self.pending: list[dict[str, Any]] = []
+        self.plan = (0, 1)
+        self.open_loop: OpenLoop | None = None
+        self.budget: Budget | None = None
+        self.monitor = LagMonitor()
+        self.stopping = False
+        self.cancelled = 0
+        self.mock: Any = None
+        self.targets: opt.Targets | None = None
+        self.finals: set[int] = set()
+        self.budget_done: set[int] = set()
+        self._greenlets: list[gevent.Greenlet] = []
+        self._user_seq = 0
+        self._entry = 0
+        self.sent = 0
+        self.in_flight = 0
+        self.out = _progress_stream()
+
+    # -- configuration --------------------------------------------------------------------
+
+    @property
+    def opts(self) -> Any:
+        return self.env.parsed_options
+
+    def setup_targets(self) -> None:
+        """Master/local: name the targets (starting the embedded mock when none was given)."""
+        profile = load_profile(self.opts.chatconf_profile or "dashscope")
+        targets = opt.resolve_static(self.opts, profile.regions)
+        if targets is None:
+            from conformance.mock import MockConfig, MockServer
+
+            self.mock = MockServer(MockConfig(profile=self.opts.chatconf_profile or "dashscope"))
+            self.mock.start()
+            regions = list(profile.regions) or list(opt.REGION_NAMES)
+            targets = opt.Targets({r: self.mock.url_for(r) for r in regions}, simulated=True)
+        self.targets = targets
+        # workers receive these in the spawn message (custom arguments travel master -> worker)
+        self.opts.chatconf_targets = targets.encode()
+        self.opts.chatconf_simulated = "1" if targets.simulated else ""
+
+    def _configure(self) -> None:
+        """Every role, at test start: profile, model, mix (options may have changed in the web UI)."""
+        o = self.opts
+        self.profile = load_profile(o.chatconf_profile or "dashscope")
+        self.model = self.profile.model(o.chatconf_model or self.profile.default_model)
+        self.mix = parse_mix(o.chatconf_mix)
+        self.targets = opt.Targets(opt.parse_targets(o.chatconf_targets), opt.truthy(o.chatconf_simulated))
+        env_name = o.chatconf_api_key_env or self.profile.api_key_env
+        self._api_key = os.environ.get(env_name) or (opt.MOCK_TOKEN if self.targets.simulated else None)
+        self.check = not opt.truthy(o.chatconf_no_check)
+
+    def api_key(self) -> str | None:
+        return self._api_key
+
+    def target_for(self, region: str) -> tuple[str, str]:
+        assert self.targets is not None
+        by_label = self.targets.by_label
+        if region in by_label:
+            return region, by_label[region]
+        custom = [label for label in by_label if label not in opt.REGION_NAMES]
+        if region == "*" and custom:
+            return custom[0], by_label[custom[0]]
+        raise LookupError(f"no target for {region!r}")
+
+    def user_seed(self) -> int:
+        self._user_seq += 1
+        return int(self.opts.chatconf_seed or 0) * 1_000_003 + self.plan[0] * 10_007 + self._user_seq
+
+    def meta(self) -> dict[str, Any]:
+        o = self.opts
+        targets = self.targets.by_label if self.targets else {}
+        simulated = bool(self.targets and self.targets.simulated)
+        target: dict[str, Any] = {
+            "base_url": next(iter(targets.values()), None),
+            "base_urls": dict(targets),
+            "model": o.chatconf_model or load_profile(o.chatconf_profile or "dashscope").default_model,
+            "profile": o.chatconf_profile or "dashscope",
+            "simulated": simulated,
+        }
+        if simulated:
+            target["label"] = "simulated"
+            target["note"] = "SIMULATED: the embedded mock with region latency presets, not real DashScope"
+        users = getattr(self.runner, "target_user_count", None) or getattr(o, "num_users", None)
+        return {
+            "version": __version__,
+            "target": target,
+            "users": users,
+            "labels": list(targets),
+            "simulated": simulated,
+            "mode": "open" if o.chatconf_rate else "closed",
+            "rate": o.chatconf_rate or None,
+            "arrivals": o.chatconf_arrivals if o.chatconf_rate else None,
+            "workers": len(self.runner.clients.all) if self.is_master else 0,
+            "max_requests": o.chatconf_max_requests or None,
+        }
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def _warm_up(self) -> None:
+        """Pay one-time costs (schema compilation, first JSON parse) before the first stream is timed."""
+        from conformance.exchange import Exchange, HTTPRequest
+        from conformance.sse import decode_bytes
+
+        body = (
+            b'data: {"id":"chatcmpl-w","object":"chat.completion.chunk","created":1,"model":"m",'
+            b'"choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],'
+            b'"usage":null}\n\ndata: [DONE]\n\n'
+        )
+        ex = Exchange(
+            request=HTTPRequest(body={"model": "m", "stream": True}),
+            status=200,
+            headers={"content-type": "text/event-stream"},
+            events=decode_bytes(body),
+            t_send_ns=0,
+        )
+        stream_metrics(ex)
+        if self.check:
+            with contextlib.suppress(Exception):
+                check_stream(ex, self.profile)
+
+    def on_test_start(self) -> None:
+        self._configure()
+        self._warm_up()
+        if not self.is_master:
+            # Full collections of a big heap stall the event loop for tens of ms (and so every socket
+            # read behind them); move start-up objects out of the collector's sight and make the old
+            # generation collect rarely (vllm bench serve does the same with freeze_gc_heap()).
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(50_000, 50, 1000)
+        self.stopping = False
+        self.cancelled = 0
+        self.sent = 0
+        self.in_flight = 0
+        self.pending = []
+        self.finals = set()
+        self.budget_done = set()
+        self.collector.reset()
+        if self.is_master:
+            clients = sorted(c.id for c in self.runner.clients.all)
+            for i, cid in enumerate(clients):
+                self.runner.send_message("chatconf_plan", {"index": i, "count": len(clients)}, client_id=cid)
+            self.plan = (0, max(1, len(clients)))
+            self._spawn(self._progress_loop)
+            return
+        index, count = self.plan if self.is_worker else (0, 1)
+        o = self.opts
+        labels = list(self.targets.by_label) if self.targets else []
+        if o.chatconf_rate and labels:
+            rate = o.chatconf_rate / len(labels) / count
+            self.open_loop = OpenLoop(
+                labels,
+                rate,
+                o.chatconf_arrivals,
+                seed=int(o.chatconf_seed or 0) + index,
+                phase=index / count if o.chatconf_arrivals == "constant" else 0.0,
+            )
+            self.open_loop.start()
+        limit = share(int(o.chatconf_max_requests), index, count) if o.chatconf_max_requests else None
+        self.budget = Budget(limit, self._budget_exhausted)
+        if limit == 0:
+            self._budget_exhausted()
+        self.monitor.start()
+        if self.is_worker:
+            self._spawn(self._send_loop)
+        else:
+            self._spawn(self._progress_loop)
+
+    def on_test_stopping(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        self.collector.stopped = time.time()
+        if self.open_loop is not None:
+            self.open_loop.stop()
+            self.open_loop = None
+        if self.is_master:
+            self._collect_finals()
+        elif not self.is_worker:
+            lag, cpu = self.monitor.drain()
+            self.collector.add_health(0, lag, cpu)
+            self.collector.add_worker(0, sent=self.sent, in_flight=self.in_flight)
+        self.monitor.stop()
+
+    def on_test_stop(self) -> None:
+        if self.is_worker:
+            self._kill_greenlets()
+            return
+        self.on_test_stopping()  # idempotent; covers runners that skip test_stopping
+        self._kill_greenlets()
+        summary = self.collector.build_summary(self.meta())
+        report_dir = self.opts.chatconf_report_dir
+        if report_dir:
+            try:
+                write_reports(report_dir, summary, self.collector.samples)
+            except OSError as exc:
+                log.error("chatconf: cannot write reports to %s: %s", report_dir, exc)
+        if not os.environ.get("CHATCONF_EMBEDDED"):
+            print(format_table(summary), file=self.out, flush=True)
+
+    def on_quitting(self) -> None:
+        if self.mock is not None:
+            try:
+                self.mock.stop()
+            finally:
+                self.mock = None
+
+    def _spawn(self, fn: Any) -> None:
+        self._greenlets.append(gevent.spawn(fn))
+
+    def _kill_greenlets(self) -> None:
+        for g in self._greenlets:
+            g.kill(block=False)
+        self._greenlets.clear()
+
+    # -- requests -------------------------------------------------------------------------
+
+    def run_one(self, user: Any) -> None:
+        if self.stopping:
+            gevent.sleep(0.2)
+            return
+        t_sched = None
+        if self.open_loop is not None:
+            t_sched = self.open_loop.take(user.label, timeout=0.5)
+            if t_sched is None:
+                return
+        if self.budget is not None and not self.budget.take():
+            gevent.sleep(0.5)
+            return
+        try:
+            plan = user.workload.next()
+            self._entry += 1
+            self.sent += 1
+            self.in_flight += 1
+            t_wall = time.time()
+            try:
+                ex = user.client.post_stream(CHAT_PATH, plan.body, entry=self._entry)
+            finally:
+                self.in_flight -= 1
+            m = stream_metrics(ex, t_sched)
+            violations = check_stream(ex, self.profile) if self.check else []
+            request_id = ex.headers.get("x-request-id") or ex.headers.get("x-dashscope-request-id")
+            sample = make_sample(
+                m,
+                region=user.label,
+                kind=plan.kind,
+                t_wall=t_wall,
+                worker=self.plan[0],
+                violations=violations,
+                request_id=request_id,
+            )
+            if ex.transport_error and m.error in ("connect_error", "timeout", "dropped"):
+                sample["transport_error"] = ex.transport_error[:200]
+            self._record(sample)
+            self._fire(user, m, ex.transport_error)
+        finally:
+            if self.budget is not None:
+                self.budget.release()
+
+    def _record(self, sample: dict[str, Any]) -> None:
+        if self.stopping:
+            self.cancelled += 1
+            return
+        if self.is_worker:
+            self.pending.append(sample)
+        else:
+            self.collector.add((sample,))
+
+    def _fire(self, user: Any, m: StreamMetrics, transport_error: str | None) -> None:
+        fire = user.environment.events.request.fire
+        label = user.label
+        if m.ok:
+            fire(
+                request_type="STREAM",
+                name=label,
+                response_time=m.e2e_stream_ms or 0.0,
+                response_length=m.completion_tokens or 0,
+                exception=None,
+                context={},
+            )
+            for rtype, value in (
+                ("TTFT", m.ttft_ms),
+                ("FIRST_EVENT", m.first_event_ms),
+                ("FIRST_CONTENT", m.first_content_ms),
+                ("TPOT", m.tpot_ms),
+                ("E2E", m.e2e_ms),
+                ("TTFT_QUEUE", m.queue_ttft_ms),
+            ):
+                if value is not None:
+                    fire(
+                        request_type=rtype,
+                        name=label,
+                        response_time=value,
+                        response_length=0,
+                        exception=None,
+                        context={},
+                    )
+            if m.itl_ms:
+                fire(
+                    request_type="ITL_MEAN",
+                    name=label,
+                    response_time=sum(m.itl_ms) / len(m.itl_ms),
+                    response_length=0,
+                    exception=None,
+                    context={},
+                )
+        else:
+            what = m.error or "failed"
+            if m.error_code:
+                what = f"{what} {m.error_code}"
+            elif transport_error and m.error in ("connect_error", "timeout", "dropped"):
+                what = f"{what}: {transport_error[:80]}"
+            fire(
+                request_type="STREAM",
+                name=label,
+                response_time=m.e2e_stream_ms or m.headers_ms or 0.0,
+                response_length=0,
+                exception=LoadFailure(what),
+                context={},
+            )
+
+    # -- budget ---------------------------------------------------------------------------
+
+    def _budget_exhausted(self) -> None:
+        if self.is_worker:
+            self._flush_pending()
+            self.runner.send_message("chatconf_budget_done", {"worker": self.plan[0]})
+        else:
+            gevent.spawn(self._stop_run, "--max-requests reached")
+
+    def _stop_run(self, reason: str) -> None:
+        log.info("chatconf: %s, stopping", reason)
+        if getattr(self.opts, "headless", False):
+            self.runner.quit()
+        else:
+            self.runner.stop()
+
+    # -- messages (distributed mode) ------------------------------------------------------
+
+    def register_messages(self) -> None:
+        if self.is_worker:
+            self.runner.register_message("chatconf_plan", self._on_plan)
+            self.runner.register_message("chatconf_flush", self._on_flush)
+        elif self.is_master:
+            self.runner.register_message("chatconf_samples", self._on_samples)
+            self.runner.register_message("chatconf_final", self._on_final)
+            self.runner.register_message("chatconf_budget_done", self._on_budget_done)
+
+    def _on_plan(self, environment: Any, msg: Any) -> None:
+        self.plan = (int(msg.data["index"]), int(msg.data["count"]))
+
+    def _drain(self) -> dict[str, Any]:
+        samples, self.pending = self.pending, []
+        lag, cpu = self.monitor.drain()
+        return {"worker": self.plan[0], "samples": samples, "lag": lag, "cpu": cpu}
+
+    def _flush_pending(self) -> None:
+        if self.pending:
+            self.runner.send_message("chatconf_samples", self._drain())
+
+    def _send_loop(self) -> None:
+        while True:
+            gevent.sleep(SEND_INTERVAL)
+            self.runner.send_message("chatconf_samples", self._drain())
+
+    def _on_flush(self, environment: Any, msg: Any) -> None:
+        self.stopping = True
+        if self.open_loop is not None:
+            self.open_loop.stop()
+            self.open_loop = None
+        self._kill_greenlets()
+        data = self._drain()
+        self.monitor.stop()
+        data["sent"] = self.sent
+        data["in_flight"] = self.in_flight
+        self.runner.send_message("chatconf_final", data)
+
+    def _on_samples(self, environment: Any, msg: Any) -> None:
+        data = msg.data
+        if self.stopping and int(data["worker"]) in self.finals:
+            return
+        self.collector.add(data["samples"])
+        self.collector.add_health(int(data["worker"]), data.get("lag", ()), data.get("cpu", ()))
+
+    def _on_final(self, environment: Any, msg: Any) -> None:
+        data = msg.data
+        self.collector.add(data["samples"])
+        self.collector.add_health(int(data["worker"]), data.get("lag", ()), data.get("cpu", ()))
+        self.collector.add_worker(
+            int(data["worker"]), sent=int(data.get("sent", 0)), in_flight=int(data.get("in_flight", 0))
+        )
+        self.finals.add(int(data["worker"]))
+
+    def _on_budget_done(self, environment: Any, msg: Any) -> None:
+        self.budget_done.add(int(msg.data["worker"]))
+        if len(self.budget_done) >= self.plan[1]:
+            gevent.spawn(self._stop_run, "--max-requests reached on every worker")
+
+    def _collect_finals(self) -> None:
+        clients = list(self.runner.clients.all)
+        for client in clients:
+            self.runner.send_message("chatconf_flush", {}, client_id=client.id)
+        deadline = time.monotonic() + FLUSH_TIMEOUT
+        while len(self.finals) < len(clients) and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        if len(self.finals) < len(clients):
+            log.warning(
+                "chatconf: %d of %d workers did not send their final samples",
+                len(clients) - len(self.finals),
+                len(clients),
+            )
+
+    # -- progress -------------------------------------------------------------------------
+
+    def _progress_loop(self) -> None:
+        if opt.truthy(self.opts.chatconf_quiet):
+            return
+        seen = 0
+        while True:
+            gevent.sleep(PROGRESS_INTERVAL)
+            samples = self.collector.samples
+            recent = samples[seen:]
+            seen = len(samples)
+            users = getattr(self.runner, "user_count", 0)
+            line = format_progress(
+                time.time() - self.collector.started,
+                users,
+                samples,
+                recent,
+                backlog=self.open_loop.backlog() if self.open_loop else None,
+            )
+            print(line, file=self.out, flush=True)
+
+
+def check_profile(name: str) -> None:
+    try:
+        load_profile(name)
+    except ProfileError as exc:
+        raise SystemExit(f"chatconf: {exc}") from None

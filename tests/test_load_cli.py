@@ -1,0 +1,307 @@
+"""`chatconf load` and plain `locust -f loadtests/locustfile.py` end to end: real Locust processes
+against the real mock (uvicorn on a loopback port). Each run is bounded to a few seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conformance.mock import MockConfig, MockServer
+from loadtests.launcher import locustfile_path
+
+REQUIRED_REGION_KEYS = {
+    "requests",
+    "failures",
+    "errors_by_code",
+    "output_tokens_per_s",
+    "requests_per_s",
+    "conformance_violations",
+    "ttft_ms",
+    "first_event_ms",
+    "first_content_ms",
+    "itl_ms",
+    "tpot_ms",
+    "e2e_ms",
+    "e2e_stream_ms",
+}
+DIST_KEYS = {"p50", "p90", "p95", "p99", "mean", "min", "max", "count"}
+KNOWN = {
+    "name": "known",
+    "network_rtt_ms": 0,
+    "role_chunk_ms": 30,
+    "ttft_ms": 120,
+    "itl_ms": 10,
+    "jitter": 0.0,
+    "tokens_per_event": 1,
+    "usage_lag_ms": 5,
+    "output_tokens": [8, 16],
+}
+
+
+def chatconf(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "conformance.cli", "load", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
+
+
+def samples_of(report_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (report_dir / "samples.jsonl").read_text().splitlines() if line]
+
+
+@pytest.fixture(scope="module")
+def known_mock():
+    with MockServer(MockConfig(latency=KNOWN)) as base_url:
+        yield base_url
+
+
+def test_no_target_runs_simulated_regions_and_writes_the_design_summary(tmp_path):
+    proc = chatconf("--run-time", "3s", "--users", "6", "--spawn-rate", "6", "--report-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "SIMULATED" in out
+    for region in ("singapore", "virginia", "beijing"):
+        assert f"{region} (sim)" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {"tool", "target", "duration_s", "users", "regions"} <= set(summary)
+    assert summary["tool"] == "chatconf" and summary["users"] == 6
+    assert summary["target"]["simulated"] is True and summary["target"]["label"] == "simulated"
+    assert set(summary["regions"]) == {"singapore", "virginia", "beijing"}
+    total = 0
+    for region in summary["regions"].values():
+        assert set(region) >= REQUIRED_REGION_KEYS
+        assert region["simulated"] is True
+        for key in ("ttft_ms", "first_event_ms", "first_content_ms", "itl_ms", "tpot_ms", "e2e_ms", "e2e_stream_ms"):
+            assert set(region[key]) >= DIST_KEYS
+        assert region["requests"] > 0 and region["failures"] == 0
+        assert region["ttft_ms"]["count"] == region["requests"]
+        total += region["requests"]
+    assert len(samples_of(tmp_path)) == total
+    html = (tmp_path / "report.html").read_text()
+    assert "SIMULATED" in html and "<svg" in html and "http://" not in html.split("<body>")[0]
+
+
+def test_master_and_two_workers_merge_exactly(tmp_path, known_mock):
+    """Merged count == what each worker sent == what the server received (one budget, split)."""
+    mock_stats_before = _requests(known_mock)
+    proc = chatconf(
+        "--base-url",
+        known_mock,
+        "--label",
+        "mock",
+        "--workers",
+        "2",
+        "--users",
+        "4",
+        "--spawn-rate",
+        "4",
+        "--max-requests",
+        "24",
+        "--run-time",
+        "30s",
+        "--report-dir",
+        str(tmp_path),
+        "-q",
+        env={"DASHSCOPE_API_KEY": "test-key"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["workers"] == 2
+    by_worker = summary["generator"]["by_worker"]
+    assert set(by_worker) == {"0", "1"}
+    sent = sum(w["sent"] for w in by_worker.values())
+    region = summary["regions"]["mock"]
+    assert region["requests"] == sent - sum(w["in_flight_at_stop"] for w in by_worker.values())
+    assert region["requests"] == sum(w["samples"] for w in by_worker.values()) == 24
+    assert all(w["sent"] == 12 for w in by_worker.values())
+    assert _requests(known_mock) - mock_stats_before == sent
+    assert len(samples_of(tmp_path)) == 24
+
+
+def _requests(base_url: str) -> int:
+    import httpx
+
+    root = base_url.split("/compatible-mode")[0]
+    return httpx.get(root + "/_mock/stats", timeout=5).json()["requests"]
+
+
+def test_metric_ordering_against_known_injected_latency(tmp_path, known_mock):
+    proc = chatconf(
+        "--base-url",
+        known_mock,
+        "--label",
+        "known",
+        "--users",
+        "4",
+        "--spawn-rate",
+        "4",
+        "--run-time",
+        "3s",
+        "--report-dir",
+        str(tmp_path),
+        "-q",
+        env={"DASHSCOPE_API_KEY": "k"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    ok = [s for s in samples_of(tmp_path) if s["ok"]]
+    assert ok
+    for s in ok:
+        assert s["first_event_ms"] <= s["ttft_ms"] <= s["e2e_ms"] <= s["e2e_stream_ms"]
+        assert s["first_event_ms"] >= KNOWN["role_chunk_ms"]
+        assert s["ttft_ms"] >= KNOWN["ttft_ms"]
+        assert s["first_content_ms"] >= s["ttft_ms"]
+        assert all(gap >= 0 for gap in s["itl_ms"])
+    region = json.loads((tmp_path / "summary.json").read_text())["regions"]["known"]
+    assert KNOWN["ttft_ms"] <= region["ttft_ms"]["p50"] < KNOWN["ttft_ms"] + 40
+    assert KNOWN["itl_ms"] - 3 <= region["itl_ms"]["p50"] < KNOWN["itl_ms"] + 5
+
+
+def test_plain_locust_open_loop_from_env_vars(tmp_path, known_mock):
+    """`locust -f loadtests/locustfile.py` configured by CHATCONF_* env vars; constant 20 req/s."""
+    env = dict(
+        os.environ,
+        CHATCONF_BASE_URL=known_mock,
+        CHATCONF_LABEL="open",
+        CHATCONF_RATE="20",
+        CHATCONF_ARRIVALS="constant",
+        CHATCONF_REPORT_DIR=str(tmp_path),
+        CHATCONF_QUIET="1",
+        DASHSCOPE_API_KEY="k",
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(locustfile_path()),
+            "--headless",
+            "-u",
+            "10",
+            "-r",
+            "10",
+            "-t",
+            "3s",
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=90,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "open" in proc.stderr  # the per-region table
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["mode"] == "open" and summary["rate"] == 20
+    region = summary["regions"]["open"]
+    expected = 20 * summary["duration_s"]
+    assert 0.6 * expected <= region["requests"] <= expected + 2
+    assert region["queue_ttft_ms"]["count"] == region["requests"] - region["failures"]
+    assert region["queue_ttft_ms"]["p50"] >= region["ttft_ms"]["p50"]
+
+
+def test_conformance_violations_are_counted_in_the_same_pass(tmp_path):
+    with MockServer(MockConfig(faults=("stream.same-id",))) as base_url:
+        proc = chatconf(
+            "--base-url",
+            base_url,
+            "--label",
+            "faulty",
+            "--users",
+            "2",
+            "--max-requests",
+            "6",
+            "--run-time",
+            "20s",
+            "--report-dir",
+            str(tmp_path),
+            "-q",
+            env={"DASHSCOPE_API_KEY": "k"},
+        )
+    assert proc.returncode == 1, proc.stderr
+    region = json.loads((tmp_path / "summary.json").read_text())["regions"]["faulty"]
+    assert region["requests"] == 6
+    assert region["conformance_violations"] >= 6
+    assert "stream.same-id" in region["violations_by_rule"]
+    sample = region["violation_samples"][0]
+    assert sample["rule"] == "stream.same-id" and sample["message"]
+
+
+def test_unreachable_target_is_one_line_and_exit_2():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = chatconf("--base-url", f"http://127.0.0.1:{port}/v1", "--run-time", "2s", env={"DASHSCOPE_API_KEY": "k"})
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unreachable" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_missing_api_key_for_a_real_target_is_a_usage_error():
+    env = {k: v for k, v in os.environ.items() if k != "NO_SUCH_KEY_VAR"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance.cli", "load", "--region", "singapore", "--api-key-env", "NO_SUCH_KEY_VAR"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert proc.returncode == 2 and "NO_SUCH_KEY_VAR" in proc.stderr
+
+
+def test_sigint_stops_everything_and_leaves_no_children(tmp_path):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "conformance.cli",
+            "load",
+            "--run-time",
+            "60s",
+            "--users",
+            "4",
+            "--report-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        parent = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 30
+        children: list[psutil.Process] = []
+        while time.monotonic() < deadline:
+            children = parent.children(recursive=True)
+            names = " ".join(" ".join(c.cmdline()) for c in children if c.is_running())
+            if "locust" in names and "conformance.mock" in names:
+                break
+            time.sleep(0.2)
+        assert children, "chatconf load started no child processes"
+        time.sleep(2.5)  # let requests flow
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
+    if (tmp_path / "summary.json").exists():  # a partial report of what ran (when the test had started)
+        assert json.loads((tmp_path / "summary.json").read_text())["tool"] == "chatconf"

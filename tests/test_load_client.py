@@ -1,0 +1,232 @@
+"""The load-test streaming client: bytes timestamped as they arrive, chunked decoding, keep-alive.
+
+research/measured-here.md: Locust's FastHttpUser `response.stream` batched SSE events and delayed
+them by hundreds of ms. These tests hold the client to the server's real send times.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import threading
+import time
+
+import pytest
+
+from loadtests.client import ChunkedDecoder, HTTPProtocolError, StreamClient, Target
+from loadtests.metrics import stream_metrics
+
+
+class TinyServer:
+    """A loopback HTTP/1.1 server that answers each request with a scripted response."""
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.port}/compatible-mode/v1"
+
+    def _serve(self):
+        self.sock.settimeout(0.2)
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._conn, args=(conn,), daemon=True).start()
+
+    def _conn(self, conn):
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buf = b""
+        try:
+            while not self._stop:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                length = int(
+                    next(ln.split(b":")[1] for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length"))
+                )
+                while len(buf) < length:
+                    buf += conn.recv(65536)
+                body, buf = json.loads(buf[:length]), buf[length:]
+                if not self.handler(conn, body):
+                    return
+        finally:
+            conn.close()
+
+    def close(self):
+        self._stop = True
+        self.sock.close()
+        self.thread.join(timeout=2)
+
+
+def sse_chunk(obj) -> bytes:
+    data = b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\n\n"
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def delta(content):
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "delta": content, "finish_reason": None}],
+        "usage": None,
+    }
+
+
+FIRST_S, GAP_S, N = 0.2, 0.02, 10
+
+
+def scripted_stream(conn, body):
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nx-request-id: abc\r\n\r\n"
+    )
+    conn.sendall(sse_chunk(delta({"role": "assistant", "content": ""})))
+    time.sleep(FIRST_S)
+    for i in range(N):
+        if i:
+            time.sleep(GAP_S)
+        conn.sendall(sse_chunk(delta({"content": f"t{i} "})))
+    usage = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [],
+        "usage": {"prompt_tokens": 3, "completion_tokens": N, "total_tokens": N + 3},
+    }
+    conn.sendall(sse_chunk(usage) + sse_chunk(b"[DONE]") + b"0\r\n\r\n")
+    return True
+
+
+@pytest.fixture
+def server():
+    srv = TinyServer(scripted_stream)
+    yield srv
+    srv.close()
+
+
+def test_events_are_timestamped_at_arrival_not_in_batches(server):
+    client = StreamClient(server.base_url, "sk-test-secret-key")
+    try:
+        ex = client.post_stream("/chat/completions", {"model": "m", "stream": True})
+    finally:
+        client.close()
+    m = stream_metrics(ex)
+    assert m.ok, (ex.transport_error, m.error)
+    assert ex.status == 200 and ex.headers["x-request-id"] == "abc"
+    assert m.first_event_ms < 50
+    assert FIRST_S * 1000 <= m.ttft_ms < FIRST_S * 1000 + 60
+    assert len(m.itl_ms) == N - 1
+    # every gap is a real gap: nothing arrives batched (ITL 0) as with FastHttpUser's stream
+    # (server and client share one process and its GIL here, so single gaps wobble by a few ms)
+    assert min(m.itl_ms) >= GAP_S * 1000 * 0.5
+    assert GAP_S * 1000 <= sorted(m.itl_ms)[len(m.itl_ms) // 2] < GAP_S * 1000 + 5
+    assert m.tpot_ms == pytest.approx(sum(m.itl_ms) / (N - 1), rel=1e-6)
+    assert "sk-test-secret-key" not in json.dumps(ex.request.headers)
+
+
+def test_keep_alive_reuses_one_connection(server):
+    client = StreamClient(server.base_url, None)
+    try:
+        for _ in range(3):
+            assert stream_metrics(client.post_stream("/chat/completions", {"stream": True})).ok
+    finally:
+        client.close()
+    assert client.connects == 1 and server.connections == 1
+
+
+def test_json_error_body_with_content_length():
+    def handler(conn, body):
+        payload = json.dumps({"error": {"code": "limit_requests", "message": "too many"}}).encode()
+        conn.sendall(
+            b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(payload), payload)
+        )
+        return True
+
+    srv = TinyServer(handler)
+    client = StreamClient(srv.base_url, "k")
+    try:
+        ex = client.post_stream("/chat/completions", {"stream": True})
+        ex2 = client.post_stream("/chat/completions", {"stream": True})
+    finally:
+        client.close()
+        srv.close()
+    m = stream_metrics(ex)
+    assert (ex.status, m.error, m.error_code) == (429, "429", "limit_requests")
+    assert ex2.status == 429 and client.connects == 1
+
+
+def test_mid_stream_drop_is_reported_not_raised():
+    def handler(conn, body):
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        conn.sendall(sse_chunk(delta({"content": "partial"})))
+        return False  # close the connection without the terminating chunk
+
+    srv = TinyServer(handler)
+    client = StreamClient(srv.base_url, "k")
+    try:
+        ex = client.post_stream("/chat/completions", {"stream": True})
+    finally:
+        client.close()
+        srv.close()
+    m = stream_metrics(ex)
+    assert m.error == "dropped" and m.ttft_ms is not None
+    assert "closed mid-body" in ex.transport_error
+
+
+def test_unreachable_target_is_a_transport_error():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    ex = StreamClient(f"http://127.0.0.1:{port}/v1", "k", connect_timeout=2).post_stream("/chat/completions", {})
+    assert ex.status is None and "refused" in ex.transport_error.lower()
+    assert stream_metrics(ex).error == "connect_error"
+
+
+def test_chunked_decoder_any_split():
+    body = b"".join(sse_chunk(delta({"content": f"w{i}"})) for i in range(20)) + b"0\r\n\r\n"
+    expected = b"".join(b"data: " + json.dumps(delta({"content": f"w{i}"})).encode() + b"\n\n" for i in range(20))
+    rng = random.Random(3)
+    for _ in range(50):
+        dec = ChunkedDecoder()
+        out = b""
+        pos = 0
+        while pos < len(body):
+            step = rng.randint(1, 40)
+            out += b"".join(dec.feed(body[pos : pos + step]))
+            pos += step
+        assert out == expected and dec.done
+    with pytest.raises(HTTPProtocolError):
+        ChunkedDecoder().feed(b"zz\r\n")
+
+
+def test_target_parsing():
+    t = Target.parse("https://dashscope-intl.aliyuncs.com/compatible-mode/v1/")
+    assert (t.scheme, t.host, t.port, t.base_path) == (
+        "https",
+        "dashscope-intl.aliyuncs.com",
+        443,
+        "/compatible-mode/v1",
+    )
+    assert t.url("/chat/completions") == "https://dashscope-intl.aliyuncs.com/compatible-mode/v1/chat/completions"
+    with pytest.raises(ValueError):
+        Target.parse("ftp://x")
