@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--examples", type=int, help="Hypothesis examples per property (default: 25 mock, 5 live)")
     run.add_argument("-k", dest="keyword", metavar="EXPR", help="only run checks matching this pytest -k expression")
     run.add_argument("--dry-run", action="store_true", help="list the checks and planned request count, send nothing")
+    run.add_argument("--timeout", type=float, metavar="S",
+                     help="seconds without data before a response counts as hung (default: 20 live, 5 loopback)")
     run.add_argument("--fault", help=argparse.SUPPRESS)  # embedded mock fault mode (self-test)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
@@ -80,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--replay", metavar="CAPTURE",
                       help="serve recorded responses (HAR or JSONL) for matching requests")
     mock.add_argument("--seed", type=int, default=0, help="seed for text, jitter and injected faults")
+
+    rep = sub.add_parser("report", help="render run summaries as HTML (several: a compatibility matrix)")
+    rep.add_argument("summaries", nargs="+", metavar="SUMMARY", help="summary.json files from chatconf run")
+    rep.add_argument("-o", "--output", default="report.html", help="HTML file to write (default: report.html)")
 
     load = sub.add_parser("load", help="measure streaming latency under load with Locust")
     _add_target(load, load=True)

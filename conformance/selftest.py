@@ -58,7 +58,7 @@ def run_fault(fault: str, *, clean: RunSummary | None = None) -> FaultResult:
     status, message = _result(run_suite("--fault", fault, "-k", check), check)
     detected = status == "failed"
     if check.startswith("drift.") and clean is not None:
-        clean_status, clean_message = _result(clean, check)
+        _, clean_message = _result(clean, check)
         detected = status in ("observed", "failed") and message.split(":")[-1] != clean_message.split(":")[-1]
     return FaultResult(fault, check, status, message, detected)
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
-
-import httpx
 
 from .errors import UsageError
 from .profiles import Profile
@@ -68,12 +67,17 @@ def read_api_key(env_name: str, *, required: bool) -> str | None:
 
 
 def check_reachable(base_url: str, *, timeout_s: float = 5.0) -> None:
-    """Any HTTP answer counts as reachable; refused, unresolvable or silent -> UsageError."""
+    """A TCP connection is enough: refused, unresolvable or no route -> UsageError (exit 2).
+
+    No HTTP request is sent, so a server that accepts but then hangs or misbehaves is left to the
+    checks, which report it as failures instead of calling the target unreachable.
+    """
+    parts = urlsplit(base_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        with httpx.Client(timeout=timeout_s, trust_env=False) as client:
-            client.get(base_url.rstrip("/") + "/models")
-    except httpx.TimeoutException as exc:
-        raise UsageError(f"target unreachable: {base_url} did not answer within {timeout_s:g} s") from exc
-    except httpx.HTTPError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"target unreachable: {base_url} ({reason})") from exc
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout_s):
+            pass
+    except TimeoutError as exc:
+        raise UsageError(f"target unreachable: {base_url} (no connection within {timeout_s:g} s)") from exc
+    except OSError as exc:
+        raise UsageError(f"target unreachable: {base_url} ({exc.strerror or exc})") from exc

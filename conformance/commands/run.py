@@ -48,7 +48,8 @@ def _pytest_args(args: argparse.Namespace, ini: str) -> list[str]:
     for flag, value in (("--chatconf-base-url", args.base_url), ("--chatconf-region", args.region),
                         ("--chatconf-api-key-env", args.api_key_env), ("--chatconf-model", args.model),
                         ("--chatconf-max-requests", args.max_requests), ("--chatconf-examples", args.examples),
-                        ("--chatconf-report-dir", args.report_dir), ("--chatconf-junit", args.junit)):
+                        ("--chatconf-report-dir", args.report_dir), ("--chatconf-junit", args.junit),
+                        ("--chatconf-timeout", args.timeout)):
         if value is not None:
             out += [flag, str(value)]
     if args.fault:
@@ -91,6 +92,8 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("--max-requests must be at least 1")
     if args.examples is not None and args.examples < 1:
         raise UsageError("--examples must be at least 1")
+    if args.timeout is not None and not 0 < args.timeout <= 600:
+        raise UsageError("--timeout must be between 0 and 600 seconds")
     live = not target.is_mock and not is_loopback(target.base_url or "")
     if args.dry_run:
         return _plan(args, live)

@@ -36,6 +36,7 @@ class SuiteSettings:
     faults: tuple[str, ...] = ()
     console: bool = False
     quiet: bool = False
+    timeout_s: float | None = None
 
 
 @dataclass
@@ -121,9 +122,11 @@ class SuiteContext:
             key = read_api_key(self.api_key_env, required=not is_loopback(self.target.base_url or ""))
         live = self.is_live
         max_requests = s.max_requests if s.max_requests is not None else (LIVE_MAX_REQUESTS if live else None)
+        read_timeout = s.timeout_s or (20.0 if live else 5.0)
         config = ClientConfig(base_url=self.target.base_url or "", api_key=key, max_requests=max_requests,
-                              rate_per_s=LIVE_RATE_PER_S if live else None,
-                              read_timeout_s=20.0 if live else 5.0, deadline_s=60.0 if live else 15.0)
+                              rate_per_s=LIVE_RATE_PER_S if live else None, connect_timeout_s=min(5.0, read_timeout),
+                              read_timeout_s=read_timeout,
+                              deadline_s=read_timeout * 3 if s.timeout_s else (60.0 if live else 15.0))
         if s.report_dir:
             self._recording = RecordingWriter(Path(s.report_dir) / "recording.jsonl")
         self._client = ChatClient(config, on_exchange=self._record)

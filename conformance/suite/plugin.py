@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from ..client import BudgetExhausted
 from ..results import CheckResult
 from .catalog import PROBES, Check, drift_checks, reject_checks, rule_checks
 from .context import SuiteContext, SuiteSettings
@@ -52,6 +53,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     _add(g, "--chatconf-report-dir", dest="chatconf_report_dir", default=None,
          help="chatconf: write summary.json, recording.jsonl, report.html here")
     _add(g, "--chatconf-junit", dest="chatconf_junit", default=None, help="chatconf: JUnit XML path")
+    _add(g, "--chatconf-timeout", dest="chatconf_timeout", type=float, default=None,
+         help="chatconf: seconds without data before a response counts as hung")
     _add(g, "--chatconf-fault", dest="chatconf_faults", action="append", default=[],
          help="chatconf: fault mode for the embedded mock (self-test)")
     _add(g, "--chatconf-console", dest="chatconf_console", action="store_true", default=False,
@@ -66,7 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
         base_url=o.chatconf_base_url, region=o.chatconf_region, api_key_env=o.chatconf_api_key_env,
         model=o.chatconf_model, profile=o.chatconf_profile, max_requests=o.chatconf_max_requests,
         examples=o.chatconf_examples, report_dir=o.chatconf_report_dir, junit=o.chatconf_junit,
-        faults=tuple(o.chatconf_faults or ()), console=bool(o.chatconf_console))
+        faults=tuple(o.chatconf_faults or ()), console=bool(o.chatconf_console), timeout_s=o.chatconf_timeout)
 
 
 def _context(config: pytest.Config) -> SuiteContext:
@@ -90,6 +93,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     else:
         checks = []
     metafunc.parametrize("check", checks, ids=[c.id for c in checks])
+
+
+_KIND_ORDER = {"rule": 0, "probe": 1, "drift": 2, "reject": 3, "property": 4}
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Cheap checks first: rule checks share a few scenario requests, properties cost many, so a
+    live run's budget covers as much as it can before Hypothesis spends the rest."""
+    def rank(item: pytest.Item) -> int:
+        check = getattr(item, "callspec", None) and item.callspec.params.get("check")
+        return _KIND_ORDER.get(check.kind, 9) if isinstance(check, Check) else 9
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session")
@@ -118,6 +133,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
             status, message, evidence = "observed", excinfo.value.message, excinfo.value.evidence
             report.outcome = "passed"
             report.longrepr = None
+        elif excinfo is not None and excinfo.errisinstance(BudgetExhausted):
+            status, message = "skipped", f"not run: {excinfo.value}"
+            report.outcome = "skipped"
+            report.longrepr = (str(item.path), 0, f"Skipped: {message}")
         elif report.skipped:
             status = "skipped"
             message = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)

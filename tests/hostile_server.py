@@ -1,0 +1,81 @@
+"""A deliberately broken HTTP server on a loopback port, for the run's robustness tests.
+
+Real sockets, raw HTTP/1.1, one behaviour per instance: `garbage` (200 with bytes that are neither
+JSON nor SSE), `hang` (reads the request, never answers), `close` (starts an SSE stream, then drops
+the connection), `huge` (a 10 MB JSON body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+HUGE_BYTES = 10 * 1024 * 1024
+
+
+class HostileServer:
+    def __init__(self, mode: str):
+        self.mode = mode
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._server: asyncio.AbstractServer | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> HostileServer:
+        self._thread.start()
+        self._ready.wait(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _read_request(self, reader: asyncio.StreamReader) -> bool:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        if length:
+            await reader.readexactly(length)
+        return True
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await self._read_request(reader):
+                if self.mode == "hang":
+                    await asyncio.sleep(3600)
+                elif self.mode == "garbage":
+                    body = b"\x00\xff<html>not json\x1b[31m" * 20
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                                 b"content-length: %d\r\n\r\n" % len(body) + body)
+                elif self.mode == "huge":
+                    body = b'{"id":"chatcmpl-x","object":"chat.completion","pad":"' + b"x" * HUGE_BYTES + b'"}'
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                                 b"content-length: %d\r\n\r\n" % len(body) + body)
+                elif self.mode == "close":
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                                 b"transfer-encoding: chunked\r\n\r\n")
+                    event = b'data: {"id":"chatcmpl-x","object":"chat.completion.chunk","created":1,' \
+                            b'"model":"qwen-plus","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n'
+                    writer.write(b"%x\r\n" % len(event) + event + b"\r\n")
+                    await writer.drain()
+                    writer.transport.abort()
+                    return
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
