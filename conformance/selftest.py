@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .cli import main as cli_main
 from .results import RunSummary
+
+KEY_ENV = "CHATCONF_SELFTEST_KEY"
+KEY = "sk-chatconf-selftest"
 
 # Faults whose check has another id: n > 1 on other models is a drift point, observed not failed.
 FAULT_CHECK = {"request.n-model": "drift.n-on-other-models"}
@@ -35,10 +40,25 @@ class FaultResult:
     detected: bool
 
 
-def run_suite(*extra: str, examples: int = 3) -> RunSummary:
-    """Run `chatconf run` in-process against the embedded mock and return its summary."""
+@contextlib.contextmanager
+def shared_mock() -> Iterator[object]:
+    """One mock process for every fault: faults are switched with PUT /_mock/faults."""
+    from .mock import MockConfig, MockServer
+
+    server = MockServer(MockConfig(api_key=KEY, seed=0))
+    server.start()
+    os.environ[KEY_ENV] = KEY
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def run_suite(*extra: str, mock: object | None = None, examples: int = 3) -> RunSummary:
+    """Run `chatconf run` in-process (against `mock` when given, else an embedded one)."""
+    target = ["--base-url", mock.base_url, "--api-key-env", KEY_ENV] if mock is not None else []  # type: ignore[attr-defined]
     with tempfile.TemporaryDirectory(prefix="chatconf-selftest-") as tmp:
-        argv = ["run", "-q", "--examples", str(examples), "--report-dir", tmp, *extra]
+        argv = ["run", "-q", "--examples", str(examples), "--report-dir", tmp, *target, *extra]
         with contextlib.redirect_stdout(io.StringIO()):
             code = cli_main(argv)
         if code not in (0, 1):
@@ -53,9 +73,13 @@ def _result(summary: RunSummary, check_id: str) -> tuple[str, str]:
     return "missing", f"no check {check_id} in the run"
 
 
-def run_fault(fault: str, *, clean: RunSummary | None = None) -> FaultResult:
+def run_fault(fault: str, mock: object, *, clean: RunSummary | None = None) -> FaultResult:
     check = check_for(fault)
-    status, message = _result(run_suite("--fault", fault, "-k", check), check)
+    mock.set_faults([fault])  # type: ignore[attr-defined]
+    try:
+        status, message = _result(run_suite("-k", check, mock=mock), check)
+    finally:
+        mock.set_faults([])  # type: ignore[attr-defined]
     detected = status == "failed"
     if check.startswith("drift.") and clean is not None:
         _, clean_message = _result(clean, check)
@@ -66,15 +90,16 @@ def run_fault(fault: str, *, clean: RunSummary | None = None) -> FaultResult:
 def main() -> int:
     from .mock.faults import FAULTS
 
-    clean = run_suite()
-    failed_clean = [c.id for c in clean.failed]
-    print(f"clean mock: {clean.totals}" + (f" FAILED: {failed_clean}" if failed_clean else ""))
-    results = []
-    for fault in FAULTS:
-        result = run_fault(fault, clean=clean)
-        results.append(result)
-        mark = "detected" if result.detected else "MISSED"
-        print(f"  {mark:<9} {fault:<34} {result.status:<8} {result.message[:90]}", flush=True)
+    with shared_mock() as mock:
+        clean = run_suite(mock=mock)
+        failed_clean = [c.id for c in clean.failed]
+        print(f"clean mock: {clean.totals}" + (f" FAILED: {failed_clean}" if failed_clean else ""))
+        results = []
+        for fault in FAULTS:
+            result = run_fault(fault, mock, clean=clean)
+            results.append(result)
+            mark = "detected" if result.detected else "MISSED"
+            print(f"  {mark:<9} {fault:<34} {result.status:<8} {result.message[:90]}", flush=True)
     detected = sum(r.detected for r in results)
     print(f"mutation score: {detected}/{len(results)} fault modes detected "
           f"({100.0 * detected / max(1, len(results)):.1f}%)")

@@ -7,7 +7,7 @@ holds no validation logic of its own, so it rejects exactly what `chatconf run` 
 
 Routes: POST {/compatible-mode/v1,/v1}/chat/completions (GET: 405), GET .../models, the same under
 /_sim/<preset>/ (that latency preset instead of the server's own), GET /_mock/stats,
-POST /_mock/stats/reset.
+POST /_mock/stats/reset, GET/PUT /_mock/faults.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ class MockApp:
             *(Route(p, self._models, methods=["GET"]) for p in MODEL_PATHS),
             Route("/_mock/stats", self._stats, methods=["GET"]),
             Route("/_mock/stats/reset", self._reset, methods=["POST"]),
+            Route("/_mock/faults", self._faults, methods=["GET", "PUT"]),
         ])
         _install_log_filter()
 
@@ -178,6 +179,19 @@ class MockApp:
     async def _reset(self, request: Request) -> Response:
         self.stats.reset()
         return JSONResponse({"reset": True})
+
+    async def _faults(self, request: Request) -> Response:
+        """GET the active fault modes; PUT {"faults": [...]} switches them on a running server, so
+        the suite's mutation self-test reuses one mock process for every fault."""
+        if request.method == "PUT":
+            try:
+                names = (await request.json()).get("faults", [])
+                self.set_faults(names)
+            except Exception as exc:  # bad JSON, not a list, unknown fault name
+                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                return JSONResponse({"error": {"message": message, "type": "invalid_request_error",
+                                               "param": "faults", "code": "invalid_fault"}}, status_code=400)
+        return JSONResponse({"faults": list(self.faults)})
 
     # -- errors ---------------------------------------------------------------------------------
 

@@ -137,6 +137,12 @@ class MockServer:
     def reset_stats(self) -> None:
         httpx.post(self.root_url + "/_mock/stats/reset", timeout=10)
 
+    def set_faults(self, names: list[str] | tuple[str, ...]) -> None:
+        """Switch the running server's conformance fault modes (ValueError for an unknown name)."""
+        resp = httpx.put(self.root_url + "/_mock/faults", json={"faults": list(names)}, timeout=10)
+        if resp.status_code != 200:
+            raise ValueError(resp.json()["error"]["message"])
+
     def __enter__(self) -> str:
         return self.start()
 

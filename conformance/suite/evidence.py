@@ -36,6 +36,8 @@ def exchange_evidence(ex: Exchange | None, *, api_key_env: str = "DASHSCOPE_API_
     if ex is None:
         return {}
     out: dict[str, Any] = {}
+    if violations:
+        out["violations"] = [v.as_dict() if hasattr(v, "as_dict") else v for v in violations[:10]]
     if ex.request is not None:
         out["request"] = ex.request.body if ex.request.body is not None else _clip(ex.request.body_text or "")
         if ex.request.url:
@@ -50,15 +52,25 @@ def exchange_evidence(ex: Exchange | None, *, api_key_env: str = "DASHSCOPE_API_
         out["content_type"] = ctype
     if isinstance(ex.events, list):
         events = ex.events
-        shown = events if len(events) <= MAX_EVENTS else events[:3] + events[-3:]
-        out["events"] = [{"index": ev.index, "data": _clip(ev.data, 300)} for ev in shown]
         out["event_count"] = len(events)
+        out["events"] = [{"index": ev.index, "data": _clip(ev.data, 300)}
+                         for ev in _events_to_show(events, violations or [])]
     elif ex.body is not None:
         out["body"] = _clip(dumps(ex.body))
     elif ex.body_text:
         out["body"] = _clip(ex.body_text)
     if ex.transport_error:
         out["transport_error"] = ex.transport_error
-    if violations:
-        out["violations"] = [v.as_dict() if hasattr(v, "as_dict") else v for v in violations[:10]]
     return out
+
+
+def _events_to_show(events: list[Any], violations: list[Any]) -> list[Any]:
+    """The first and last events, plus each violating event with its neighbours, in stream order."""
+    if len(events) <= MAX_EVENTS:
+        return events
+    keep = {0, 1, len(events) - 2, len(events) - 1}
+    for v in violations[:3]:
+        at = getattr(v, "event", None)
+        if isinstance(at, int):
+            keep.update(i for i in (at - 1, at, at + 1) if 0 <= i < len(events))
+    return [events[i] for i in sorted(keep)]
