@@ -1,31 +1,32 @@
-"""Where packaged data lives: schemas/ and fixtures/ ship inside the package as
-`conformance._schemas` and `conformance._fixtures` (see pyproject); in a source checkout they are
-the top-level folders."""
+"""Where packaged data lives: an installed wheel carries schemas/ and fixtures/ inside the package
+as conformance/_schemas and conformance/_fixtures (see pyproject); an editable install or a source
+checkout uses the top-level folders."""
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
-_CHECKOUT = Path(__file__).resolve().parent.parent
+_PACKAGE = Path(__file__).resolve().parent
+_CHECKOUT = _PACKAGE.parent
 
 
-def _data_dir(package: str, folder: str) -> Path:
-    try:
-        path = Path(str(resources.files(package)))
+class DataMissing(RuntimeError):
+    """The install lacks chatconf's data files (a packaging bug, not a user error)."""
+
+
+def _data_dir(installed: str, folder: str) -> Path:
+    for path in (_PACKAGE / installed, _CHECKOUT / folder):
         if path.is_dir():
             return path
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return _CHECKOUT / folder
+    raise DataMissing(f"chatconf's {folder}/ data is not installed (no {_PACKAGE / installed}); reinstall")
 
 
 def schemas_dir() -> Path:
-    return _data_dir("conformance._schemas", "schemas")
+    return _data_dir("_schemas", "schemas")
 
 
 def fixtures_dir() -> Path:
-    return _data_dir("conformance._fixtures", "fixtures")
+    return _data_dir("_fixtures", "fixtures")
 
 
 def profiles_dir() -> Path:
