@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..exchange import Exchange
+from .answers import first_message
 
 if TYPE_CHECKING:
     from .context import SuiteContext
@@ -136,7 +137,7 @@ def _stream_tools(ctx: SuiteContext) -> list[Exchange]:
 @scenario("tool-roundtrip", "tool result sent back, final answer", "nonstream tools", needs="tools", requests=2)
 def _tool_roundtrip(ctx: SuiteContext) -> list[Exchange]:
     first = ctx.traffic.run("nonstream-tools")[0]
-    message = _first_message(first)
+    message = first_message(first)
     if not message or not message.get("tool_calls"):
         return []
     history: list[dict[str, Any]] = [WEATHER_Q, {"role": "assistant", "content": message.get("content") or "",
@@ -189,17 +190,6 @@ def _error_malformed(ctx: SuiteContext) -> list[Exchange]:
 @scenario("error-model", "unknown model id", "error model")
 def _error_model(ctx: SuiteContext) -> list[Exchange]:
     return [ctx.client.chat({**base(ctx), "model": "chatconf-no-such-model"}, retry=False)]
-
-
-def _first_message(ex: Exchange) -> dict[str, Any] | None:
-    body = ex.body
-    if not isinstance(body, dict):
-        return None
-    choices = body.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        return None
-    message = choices[0].get("message")
-    return message if isinstance(message, dict) else None
 
 
 @dataclass

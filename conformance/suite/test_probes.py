@@ -7,32 +7,13 @@ from typing import Any
 import pytest
 
 from ..exchange import Exchange
+from .answers import answer_text, deltas
 from .catalog import Check
 from .context import SuiteContext
 from .evidence import exchange_evidence
 from .outcome import fail, observe
 from .scenarios import SCENARIOS, base
 from .test_rejections import assert_rejected, error_payload
-
-
-def _text(ex: Exchange) -> tuple[str, str | None, str]:
-    """(content, finish_reason of choice 0, reasoning) of a JSON or streamed answer."""
-    if isinstance(ex.events, list):
-        content, reasoning, finish = [], [], None
-        for ev in ex.events:
-            chunk = ev.json if not ev.is_done else None
-            for choice in (chunk or {}).get("choices") or [] if isinstance(chunk, dict) else []:
-                if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                    continue
-                delta = choice.get("delta") or {}
-                content.append(delta.get("content") or "")
-                reasoning.append(delta.get("reasoning_content") or "")
-                finish = choice.get("finish_reason") or finish
-        return "".join(content), finish, "".join(reasoning)
-    body = ex.body if isinstance(ex.body, dict) else {}
-    choice = (body.get("choices") or [{}])[0]
-    message = choice.get("message") or {}
-    return message.get("content") or "", choice.get("finish_reason"), message.get("reasoning_content") or ""
 
 
 def _ev(ctx: SuiteContext, ex: Exchange) -> dict[str, Any]:
@@ -93,7 +74,7 @@ def test_stop_honoured(check: Check, chatconf: SuiteContext) -> None:
     ex = chatconf.traffic.run("nonstream-stop")[0]
     if ex.status != 200:
         pytest.skip(f"the stop scenario was not answered (HTTP {ex.status}); see response.accepted")
-    content, _, _ = _text(ex)
+    content, _, _ = answer_text(ex)
     if " the " in content:
         fail(f"stop string ' the ' appears in the output at offset {content.index(' the ')}", _ev(chatconf, ex))
 
@@ -109,7 +90,7 @@ def test_seed_deterministic(check: Check, chatconf: SuiteContext) -> None:
     second = chatconf.client.chat(_seeded(chatconf))
     if first.status != 200 or second.status != 200:
         pytest.skip(f"seeded requests not answered (HTTP {first.status}/{second.status})")
-    if _text(first)[0] != _text(second)[0]:
+    if answer_text(first)[0] != answer_text(second)[0]:
         fail("the same seed gave different answers", {"first": _ev(chatconf, first), "second": _ev(chatconf, second)})
 
 
@@ -119,7 +100,7 @@ def test_stream_agrees(check: Check, chatconf: SuiteContext) -> None:
     streamed = chatconf.client.chat(_seeded(chatconf, stream=True, stream_options={"include_usage": True}))
     if plain.status != 200 or streamed.status != 200:
         pytest.skip(f"seeded requests not answered (HTTP {plain.status}/{streamed.status})")
-    a, b = _text(plain), _text(streamed)
+    a, b = answer_text(plain), answer_text(streamed)
     if a[1] != b[1]:
         fail(f"finish_reason differs: non-stream {a[1]!r}, stream {b[1]!r}",
              {"non_stream": _ev(chatconf, plain), "stream": _ev(chatconf, streamed)})
@@ -136,14 +117,11 @@ def test_thinking_stream(check: Check, chatconf: SuiteContext) -> None:
     if ex.status != 200 or not isinstance(ex.events, list):
         pytest.skip(f"thinking stream not answered (HTTP {ex.status}); see response.accepted")
     first_reasoning = first_content = None
-    for ev in ex.events:
-        chunk = ev.json if not ev.is_done else None
-        for choice in (chunk or {}).get("choices") or [] if isinstance(chunk, dict) else []:
-            delta = choice.get("delta") or {} if isinstance(choice, dict) else {}
-            if delta.get("reasoning_content") and first_reasoning is None:
-                first_reasoning = ev.index
-            if delta.get("content") and first_content is None:
-                first_content = ev.index
+    for event, _, delta, _ in deltas(ex):
+        if delta.get("reasoning_content") and first_reasoning is None:
+            first_reasoning = event
+        if delta.get("content") and first_content is None:
+            first_content = event
     if first_reasoning is None:
         fail("enable_thinking stream carried no reasoning_content", _ev(chatconf, ex))
     if first_content is not None and first_content < first_reasoning:
@@ -161,7 +139,7 @@ def test_tool_roundtrip(check: Check, chatconf: SuiteContext) -> None:
     ex = answers[0]
     if ex.status != 200:
         fail(f"the tool result was refused: HTTP {ex.status}", _ev(chatconf, ex))
-    content, finish, _ = _text(ex)
+    content, finish, _ = answer_text(ex)
     if finish not in ("stop", "length") or not content:
         fail(f"expected a final answer (content, finish_reason 'stop' or 'length'), received finish_reason "
              f"{finish!r} and {len(content)} characters of content", _ev(chatconf, ex))

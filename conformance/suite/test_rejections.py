@@ -11,6 +11,7 @@ from hypothesis.errors import Unsatisfiable
 
 from ..client import BudgetExhausted
 from ..exchange import Exchange
+from ..rules.errors import is_envelope, parse_error_body
 from ..strategies import invalid_requests
 from .catalog import Check
 from .context import SuiteContext
@@ -22,19 +23,8 @@ ENVELOPE_RULES = ("error.envelope", "schema.error", "error.status-code")
 
 def error_payload(ex: Exchange) -> dict[str, Any] | None:
     """The `error` object of a JSON or `data:`-framed error body, if any."""
-    body = ex.body
-    if body is None and ex.body_text:
-        for line in ex.body_text.splitlines():
-            if line.startswith("data:"):
-                from ..jsonutil import JSONError, loads
-                try:
-                    body = loads(line[5:].strip())
-                except JSONError:
-                    body = None
-                break
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        return body["error"]
-    return None
+    body, _ = parse_error_body(ex.body, ex.body_text)
+    return body["error"] if is_envelope(body) else None
 
 
 def assert_rejected(ctx: SuiteContext, rule_id: str, ex: Exchange) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ..exchange import Exchange
+from .answers import has_tool_calls
 from .catalog import TOOL_RULES, Check
 from .context import SuiteContext
 from .evidence import exchange_evidence
@@ -17,14 +18,6 @@ def _answer_class(ex: Exchange) -> str:
     if ex.is_error:
         return "error"
     return "stream" if ex.is_streamed else "nonstream"
-
-
-def _has_tool_calls(ex: Exchange) -> bool:
-    if isinstance(ex.events, list):
-        return any('"tool_calls":[{' in ev.data.replace(" ", "") for ev in ex.events)
-    body = ex.body if isinstance(ex.body, dict) else {}
-    return any(isinstance(c, dict) and (c.get("message") or {}).get("tool_calls")
-               for c in body.get("choices") or [])
 
 
 @pytest.mark.chatconf_kind("rule")
@@ -42,7 +35,7 @@ def test_rule(check: Check, chatconf: SuiteContext) -> None:
     if not pairs:
         needs = " + ".join(sorted(check.needs)) or "any"
         pytest.skip(f"no {wanted or ''} answer to check for model {chatconf.model} ({needs} scenarios)")
-    if check.id in TOOL_RULES and not any(_has_tool_calls(ex) for _, ex in pairs):
+    if check.id in TOOL_RULES and not any(has_tool_calls(ex) for _, ex in pairs):
         pytest.skip("the target made no tool call in the tool scenarios")
     for name, ex in pairs:
         # Should-level rules come back as warnings from the rules; here the check is about them.
