@@ -15,9 +15,11 @@ import logging
 import os
 import sys
 import time
+from collections import deque
 from typing import Any
 
 import gevent
+from gevent.event import Event
 from locust.runners import MasterRunner, WorkerRunner
 
 from conformance import __version__
@@ -37,6 +39,9 @@ SEND_INTERVAL = 1.0
 FLUSH_TIMEOUT = 15.0
 PROGRESS_INTERVAL = 2.0
 CHAT_PATH = "/chat/completions"
+# Finished streams waiting to be scored (metrics, conformance check, Locust events). Past this many
+# the generator is saturated and `run_one` scores them itself (back-pressure, bounded memory).
+SCORE_BACKLOG = 256
 
 
 class LoadFailure(Exception):
@@ -77,6 +82,10 @@ class LoadRuntime:
         self.sent = 0
         self.in_flight = 0
         self.out = _progress_stream()
+        # Finished streams are scored by one greenlet when the event loop is idle, so the ~1 ms of
+        # JSON parsing and rule checks per stream never runs while other streams' bytes wait.
+        self._to_score: deque[tuple[Any, ...]] = deque()
+        self._score_wake = Event()
 
     # -- configuration --------------------------------------------------------------------
 
@@ -223,12 +232,15 @@ class LoadRuntime:
         if limit == 0:
             self._budget_exhausted()
         self.monitor.start()
+        self._to_score.clear()
+        self._spawn(self._score_loop)
         if self.is_worker:
             self._spawn(self._send_loop)
         else:
             self._spawn(self._progress_loop)
 
     def on_test_stopping(self) -> None:
+        self.score_all()  # streams that finished before the stop are samples, not cancellations
         if self.stopping:
             return
         self.stopping = True
@@ -247,9 +259,11 @@ class LoadRuntime:
     def on_test_stop(self) -> None:
         if self.is_worker:
             self._kill_greenlets()
+            self.score_all()
             return
         self.on_test_stopping()  # idempotent; covers runners that skip test_stopping
         self._kill_greenlets()
+        self.score_all()
         summary = self.collector.build_summary(self.meta())
         report_dir = self.opts.chatconf_report_dir
         if report_dir:
@@ -289,6 +303,7 @@ class LoadRuntime:
         if self.budget is not None and not self.budget.take():
             gevent.sleep(0.5)
             return
+        queued = False
         try:
             plan = user.workload.next()
             self._entry += 1
@@ -299,13 +314,43 @@ class LoadRuntime:
                 ex = user.client.post_stream(CHAT_PATH, plan.body, entry=self._entry)
             finally:
                 self.in_flight -= 1
+            self._to_score.append((ex, t_sched, user, plan.kind, t_wall))
+            queued = True
+            self._score_wake.set()
+            while len(self._to_score) > SCORE_BACKLOG:
+                self._score(self._to_score.popleft())
+        finally:
+            if not queued and self.budget is not None:
+                self.budget.release()
+
+    def _score_loop(self) -> None:
+        """Score finished streams one at a time, each when the event loop has nothing else to do."""
+        queue, wake = self._to_score, self._score_wake
+        while True:
+            if not queue:
+                wake.clear()
+                wake.wait()
+                continue
+            gevent.idle()
+            if queue:
+                self._score(queue.popleft())
+
+    def score_all(self) -> None:
+        """Score every finished stream still waiting (at the stop, before reports and flushes)."""
+        while self._to_score:
+            self._score(self._to_score.popleft())
+
+    def _score(self, item: tuple[Any, ...]) -> None:
+        """Metrics, conformance check, sample and Locust events of one finished stream."""
+        ex, t_sched, user, kind, t_wall = item
+        try:
             m = stream_metrics(ex, t_sched)
             violations = check_stream(ex, self.profile) if self.check else []
             request_id = ex.headers.get("x-request-id") or ex.headers.get("x-dashscope-request-id")
             sample = make_sample(
                 m,
                 region=user.label,
-                kind=plan.kind,
+                kind=kind,
                 t_wall=t_wall,
                 worker=self.plan[0],
                 violations=violations,
@@ -426,6 +471,7 @@ class LoadRuntime:
             self.runner.send_message("chatconf_samples", self._drain())
 
     def _on_flush(self, environment: Any, msg: Any) -> None:
+        self.score_all()
         self.stopping = True
         if self.open_loop is not None:
             self.open_loop.stop()

@@ -230,3 +230,37 @@ def test_target_parsing():
     assert t.url("/chat/completions") == "https://dashscope-intl.aliyuncs.com/compatible-mode/v1/chat/completions"
     with pytest.raises(ValueError):
         Target.parse("ftp://x")
+
+
+def test_chunked_decoder_whole_chunk_fast_path_matches_the_general_rules() -> None:
+    # one whole chunk per read (the common case), then the cases that must take the general path
+    dec = ChunkedDecoder()
+    assert dec.feed(b"5\r\nhello\r\n") == [b"hello"]
+    assert dec.feed(b"3;ext=1\r\nabc\r\n") == [b"abc"]
+    assert dec.feed(b"4\r\nab") == [b"ab"]
+    assert dec.feed(b"cd\r\n") == [b"cd"]
+    assert dec.feed(b"2\r\nxy\r\n0\r\n\r\n") == [b"xy"]
+    assert dec.done
+    with pytest.raises(HTTPProtocolError):
+        ChunkedDecoder().feed(b"2\r\nxyz\r\n")
+
+
+def test_gevent_reader_reads_and_times_out_like_a_gevent_socket() -> None:
+    gsocket = pytest.importorskip("gevent.socket")
+    from loadtests.client import _HubReader
+
+    a, b = gsocket.socketpair()
+    a.settimeout(0.2)
+    try:
+        reader = _HubReader.for_socket(a, 0.2)
+        assert reader is not None
+        b.sendall(b"data")
+        assert reader.recv(100) == b"data"
+        with pytest.raises(TimeoutError, match="timed out"):
+            reader.recv(100)
+        b.close()
+        assert reader.recv(100) == b""
+        reader.close()
+    finally:
+        a.close()
+    assert _HubReader.for_socket(socket.socket(), 1.0) is None  # a plain socket keeps its own recv

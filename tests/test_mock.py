@@ -387,3 +387,19 @@ def test_command_usage_errors_are_exit_2(capsys: pytest.CaptureFixture[str]) -> 
     assert cli_main(["mock", "--list-faults"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) >= 25 and lines[0].split()[0].count(".") == 1
+
+
+@pytest.mark.parametrize("thinking", [False, True])
+@pytest.mark.parametrize("per_event", [1, 3])
+def test_pre_encoded_stream_steps_send_the_same_bytes(thinking: bool, per_event: int) -> None:
+    from conformance.mock.plan import ChoicePlan, Plan
+    from conformance.mock.render import Meta, stream_steps
+
+    choice = ChoicePlan(0, reasoning=["a", ' "b"', "\u00e9"] if thinking else [],
+                        content=["Hi", " there", "\n", "\U0001f600", "\\"], finish_reason="length")
+    plan = Plan([choice], 12, thinking)
+    meta = Meta("chatcmpl-x", 1_700_000_000, "qwen-plus")
+    for usage in (False, True):
+        plain = stream_steps(plan, meta, include_usage=usage, per_event=per_event)
+        fast = stream_steps(plan, meta, include_usage=usage, per_event=per_event, encoded=True)
+        assert [(s.kind, s.encode()) for s in fast] == [(s.kind, s.encode()) for s in plain]

@@ -399,7 +399,7 @@ class MockApp:
                       t0: float, t0_ns: int, common: list[tuple[bytes, bytes]], bucket: Any,
                       loop: asyncio.AbstractEventLoop) -> None:
         steps = stream_steps(ctx.plan, ctx.meta, include_usage=ctx.include_usage,
-                             per_event=latency.tokens_per_event)
+                             per_event=latency.tokens_per_event, encoded=not self.faults)
         if self.faults:
             steps = rewrite_stream(self.faults, steps, ctx)
         n_tok = sum(1 for s in steps if s.kind == TOK)

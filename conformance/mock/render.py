@@ -30,7 +30,10 @@ class Step:
     items: list[Any] = field(default_factory=list)   # chunk dicts or raw bytes
 
     def encode(self) -> bytes:
-        return b"".join(encode_item(item) for item in self.items)
+        items = self.items
+        if len(items) == 1:
+            return encode_item(items[0])
+        return b"".join(encode_item(item) for item in items)
 
 
 def encode_item(item: Any) -> bytes:
@@ -96,8 +99,55 @@ def _finish_delta(choice: ChoicePlan, thinking: bool) -> dict[str, Any]:
     return {"content": "", "reasoning_content": None} if thinking else {"content": ""}
 
 
-def stream_steps(plan: Plan, meta: Meta, *, include_usage: bool, per_event: int) -> list[Step]:
-    """The whole streamed answer, in order, grouped by send time."""
+_SLOT = "\x00chatconf-slot\x00"
+_SLOT_JSON = orjson.dumps(_SLOT)
+
+
+def _template(obj: dict[str, Any]) -> tuple[bytes, bytes]:
+    """(head, tail) of the encoded event `obj` around its one `_SLOT` string value."""
+    raw = encode_item(obj)
+    at = raw.index(_SLOT_JSON)
+    return raw[:at], raw[at + len(_SLOT_JSON):]
+
+
+def _encoded_steps(plan: Plan, meta: Meta, *, include_usage: bool, per_event: int) -> list[Step]:
+    """`stream_steps` of a one-choice answer without tool calls, every item already encoded.
+
+    Byte for byte what encoding the chunk dicts gives (same key order, same compact JSON), but each
+    token event is head + JSON string + tail of a per-answer template: no dict per event, no
+    per-event JSON encoding of the envelope, and no container objects for the collector to scan.
+    """
+    c = plan.choices[0]
+    i = c.index
+    dumps = orjson.dumps
+    steps: list[Step] = []
+    if plan.thinking:
+        role = _choice(i, {"content": None, "role": "assistant", "reasoning_content": ""})
+        groups = [(_template(chunk(meta, [_choice(i, {"content": None, "reasoning_content": _SLOT})])),
+                   _groups(c.reasoning, per_event)),
+                  (_template(chunk(meta, [_choice(i, {"content": _SLOT, "reasoning_content": None})])),
+                   _groups(c.content, per_event))]
+    else:
+        role = _choice(i, {"content": "", "role": "assistant"})
+        groups = [(_template(chunk(meta, [_choice(i, {"content": _SLOT})])), _groups(c.content, per_event))]
+    steps.append(Step(ROLE, [encode_item(chunk(meta, [role]))]))
+    for (head, tail), texts in groups:
+        steps.extend(Step(TOK, [head + dumps(g) + tail]) for g in texts)
+    steps.append(Step(FIN, [encode_item(chunk(meta, [_choice(i, _finish_delta(c, plan.thinking), c.finish_reason)]))]))
+    if include_usage:
+        steps.append(Step(USAGE, [encode_item(chunk(meta, [], plan.usage()))]))
+    steps.append(Step(END, [DONE]))
+    return steps
+
+
+def stream_steps(plan: Plan, meta: Meta, *, include_usage: bool, per_event: int,
+                 encoded: bool = False) -> list[Step]:
+    """The whole streamed answer, in order, grouped by send time.
+
+    `encoded=True` (no fault will rewrite the steps): items may already be bytes, which is cheaper
+    for the common one-choice answer and sends the same bytes."""
+    if encoded and len(plan.choices) == 1 and not plan.choices[0].tool_calls:
+        return _encoded_steps(plan, meta, include_usage=include_usage, per_event=per_event)
     roles, per_choice = [], []
     for choice in plan.choices:
         role, events = _choice_events(choice, plan.thinking, per_event)
