@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.jsonutil import JSONError, loads
+from conformance.processes import stop_process
 
 STOP_GRACE_S = 20.0
 
@@ -179,16 +180,7 @@ class LocustRun:
                 master.kill()
                 master.wait()
         for proc in self.procs[1:]:
-            if proc.poll() is None:
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=5)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+            stop_process(proc, wait_s=5.0, term_s=5.0)
         if getattr(self, "_reader", None) is not None:
             self._reader.join(timeout=5)
         self.close()

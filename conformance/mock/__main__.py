@@ -12,7 +12,7 @@ import sys
 import threading
 
 from .config import MockConfig
-from .server import READY, MockStartError, bind_socket, uvicorn_server
+from .server import READY, MockStartError, bind_socket, serve, uvicorn_server
 
 
 def quiet_gc() -> None:
@@ -48,12 +48,7 @@ def main() -> int:
 
     threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
     print(f"{READY} {sock.getsockname()[1]}", flush=True)
-    try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sock.close()
+    serve(server, sock)
     return 0
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from ..processes import stop_process
 from .config import MockConfig
 
 READY = "CHATCONF-MOCK-READY"
@@ -42,6 +43,17 @@ def bind_socket(host: str, port: int) -> socket.socket:
         raise MockStartError(f"cannot listen on {host}:{port}: {reason}") from None
     sock.set_inheritable(True)
     return sock
+
+
+def serve(server: Any, sock: socket.socket) -> None:
+    """Run uvicorn on an already-bound socket until it is told to exit or gets Ctrl-C; the socket is
+    always closed (`chatconf mock` and the MockServer child both serve this way)."""
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
 
 
 def uvicorn_server(app: Any, *, loop: str = "auto") -> Any:
@@ -118,14 +130,10 @@ class MockServer:
             try:
                 if proc.stdin:
                     proc.stdin.close()   # the child's signal to shut down cleanly
-                proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                proc.terminate()
-                try:
-                    proc.wait(timeout=3)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            except OSError:
+                pass
+            try:
+                stop_process(proc, wait_s=5.0, term_s=3.0)
             finally:
                 if proc.stdout:
                     proc.stdout.close()
