@@ -9,11 +9,9 @@ prints the per-region table from the summary.json the master wrote.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +20,7 @@ from urllib.parse import urlsplit
 
 from ..errors import UsageError
 from ..profiles import ProfileError, load_profile
+from ..targets import check_reachable, read_api_key
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -67,21 +66,6 @@ def resolve_targets(args: Any, profile: Any) -> dict[str, str]:
     elif args.label:
         raise UsageError("--label names a --base-url target; give --base-url too")
     return targets
-
-
-def check_reachable(targets: dict[str, str], timeout: float = 5.0) -> None:
-    """One TCP connect per target host; an unreachable one is a one-line usage error (exit 2)."""
-    for label, url in targets.items():
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            with socket.create_connection((parts.hostname, port), timeout=timeout):
-                pass
-        except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise UsageError(
-                f"target {label} ({parts.scheme}://{parts.hostname}:{port}) is unreachable: {reason}"
-            ) from None
 
 
 def custom_args(
@@ -156,11 +140,8 @@ def main(args: Any) -> int:
         from loadtests.calibrate import run_calibration
 
         return run_calibration(args, profile=profile, model=model, run_time=run_time)
-    if targets and not os.environ.get(api_key_env):
-        raise UsageError(
-            f"environment variable {api_key_env} is not set (it must hold the API key; "
-            "choose another with --api-key-env)"
-        )
+    if targets:
+        read_api_key(api_key_env, required=True)
 
     from loadtests.launcher import LocustRun, read_summary
 
@@ -180,7 +161,8 @@ def main(args: Any) -> int:
                 raise UsageError(str(exc)) from None
             regions = list(profile.regions) or ["singapore", "virginia", "beijing"]
             targets = {r: mock.url_for(r) for r in regions}
-        check_reachable(targets)
+        for url in targets.values():
+            check_reachable(url)
         if report_dir is None:
             tmp_dir = tempfile.mkdtemp(prefix="chatconf-load-")
             report_dir = Path(tmp_dir)
