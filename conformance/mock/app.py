@@ -18,6 +18,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -28,13 +29,15 @@ from starlette.routing import Route
 from ..jsonutil import JSONError, depth_exceeds, dumpb, loads
 from ..profiles import ErrorSpec, load_profile
 from ..rules.request import PRIORITY, check_request, error_values, first_request_error
+from .clock import sleep_until, sleeper
 from .config import MockConfig, check_inject
 from .faults import Ctx, check_names, request_faults, rewrite_error, rewrite_response, rewrite_stream
 from .latency import LatencyError, LatencyProfile, load_latency
 from .plan import build_plan
-from .render import END, FIN, RAW, ROLE, TOK, USAGE, Meta, completion, encode_item, error_body, stream_steps
+from .render import TOK, Meta, completion, encode_item, error_body, stream_steps
 from .replay import ReplayIndex
 from .stats import Stats
+from .timeline import DROP, NOT_TOKEN, Timeline, timeline
 
 CHAT_PATHS = frozenset({"/compatible-mode/v1/chat/completions", "/v1/chat/completions"})
 MODEL_PATHS = ("/compatible-mode/v1/models", "/v1/models")
@@ -53,9 +56,6 @@ _OWN_ERRORS = {
                                         "Required body invalid, please check the request body format."),
 }
 _FALLBACK = ErrorSpec(400, "invalid_parameter_error", "invalid_request_error", "{detail}")
-
-
-_TOLERANCE = 0.00005   # seconds: wake-ups closer than this to the deadline count as on time
 
 
 class _Drop(Exception):
@@ -310,13 +310,13 @@ class MockApp:
         if found is not None:
             key, violation = found
             values = error_values(violation, body, self.profile)
-            await self._sleep_until(t0 + latency.network_rtt_ms / 1000.0)
+            await sleep_until(t0 + latency.network_rtt_ms / 1000.0)
             await self._send_error(send, key, rid, stream, **values)
             return
         rng = random.Random(f"{self.config.seed}|{number}")
         injected = self._injected(rng)
         if injected:
-            await self._sleep_until(t0 + latency.network_rtt_ms / 1000.0)
+            await sleep_until(t0 + latency.network_rtt_ms / 1000.0)
             await self._send_error(send, injected, rid, stream)
             return
         text_rng = (random.Random(f"seed|{body['seed']}|{dumpb(body.get('messages'))!r}")
@@ -337,7 +337,7 @@ class MockApp:
             common.insert(0, (b"x-request-id", request_id.encode()))
         if stream:
             bucket.streams += 1
-            await self._stream(send, receive, ctx, latency, rng, t0, t0_ns, common, bucket, loop)
+            await self._stream(send, receive, ctx, latency, rng, t0, t0_ns, common, bucket, sleeper(loop))
         else:
             await self._complete(send, ctx, latency, rng, t0, common)
 
@@ -354,15 +354,6 @@ class MockApp:
             roll -= rate
         return None
 
-    @staticmethod
-    async def _sleep_until(deadline: float) -> None:
-        """Sleep to an absolute monotonic deadline. Timers may fire early (uvloop rounds to whole
-        ms against a cached clock), so re-check and sleep the remainder rather than trust one sleep."""
-        remaining = deadline - time.monotonic()
-        while remaining > _TOLERANCE:
-            await asyncio.sleep(remaining)
-            remaining = deadline - time.monotonic()
-
     async def _complete(self, send: Any, ctx: Ctx, latency: LatencyProfile, rng: random.Random, t0: float,
                         common: list[tuple[bytes, bytes]]) -> None:
         info = self.profile.model(ctx.meta.model)
@@ -373,7 +364,7 @@ class MockApp:
             longest = max(len(c.reasoning) + len(c.content) + 3 * len(c.tool_calls) for c in ctx.plan.choices)
             events = max(1, -(-longest // per_event))
             deadline = t0 + latency.first_token_s(rng) + sum(latency.gap_s(rng) for _ in range(events - 1))
-            await self._sleep_until(deadline)
+            await sleep_until(deadline)
             if self.inject.get("slow_headers") and rng.random() < self.inject["slow_headers"]:
                 await asyncio.sleep(self.inject["slow_headers_s"])
         elif self.inject.get("slow_headers") and rng.random() < self.inject["slow_headers"]:
@@ -395,68 +386,55 @@ class MockApp:
                 out[key] = rng.randint(1, max(1, n_tok - 1))
         return out
 
-    async def _stream(self, send: Any, receive: Any, ctx: Ctx, latency: LatencyProfile, rng: random.Random,
-                      t0: float, t0_ns: int, common: list[tuple[bytes, bytes]], bucket: Any,
-                      loop: asyncio.AbstractEventLoop) -> None:
+    def _timeline(self, ctx: Ctx, latency: LatencyProfile, rng: random.Random, t0: float) -> Timeline:
+        """What to write when; the Steps are dropped once laid out (they would outlive the stream's
+        setup for nothing)."""
         steps = stream_steps(ctx.plan, ctx.meta, include_usage=ctx.include_usage,
                              per_event=latency.tokens_per_event, encoded=not self.faults)
         if self.faults:
             steps = rewrite_stream(self.faults, steps, ctx)
-        n_tok = sum(1 for s in steps if s.kind == TOK)
-        incidents = self._stream_incidents(rng, n_tok) if self.inject else {}
+        incidents = self._stream_incidents(rng, sum(1 for s in steps if s.kind == TOK)) if self.inject else {}
+        return timeline(steps, latency, rng, t0, incidents=incidents, stall_s=self.inject.get("stall_s", 0.0),
+                        slow_headers_s=self.inject.get("slow_headers_s", 0.0))
+
+    async def _stream(self, send: Any, receive: Any, ctx: Ctx, latency: LatencyProfile, rng: random.Random,
+                      t0: float, t0_ns: int, common: list[tuple[bytes, bytes]], bucket: Any,
+                      wait_until: Callable[[float], Awaitable[None]]) -> None:
+        writes = self._timeline(ctx, latency, rng, t0)
         ctype = JSON_TYPE if "stream.content-type" in self.faults else SSE_TYPE
         start = {"type": "http.response.start", "status": 200,
                  "headers": [(b"content-type", ctype), (b"cache-control", b"no-cache"), *common,
                              (b"resp-start-time", _epoch_ms())]}
         zero = latency.is_zero
         watcher = None if zero else asyncio.ensure_future(receive())
-        first_tok = t0 + latency.first_token_s(rng)
-        shift = 0.0   # injected stalls and slow headers push every later deadline
-        if "slow_headers" in incidents:
-            shift += self.inject["slow_headers_s"]
-        deadline = t0
-        tok_seen = 0
+        monotonic, perf_ns = time.monotonic, time.perf_counter_ns
         last_tok_ns = 0
         started = False
         try:
-            for step in steps:
-                if step.kind == ROLE:
-                    deadline = t0 + latency.role_s(first_tok - t0)
-                elif step.kind == TOK:
-                    deadline = first_tok if tok_seen == 0 else deadline + latency.gap_s(rng)
-                elif step.kind == USAGE:
-                    deadline += latency.usage_lag_s()
-                elif step.kind in (FIN, END, RAW):
-                    pass
-                if tok_seen and step.kind == TOK:
-                    if incidents.get("stall") == tok_seen:
-                        shift += self.inject["stall_s"]
-                    if incidents.get("drop") == tok_seen:
+            for target, payload, mark in writes:
+                if mark < NOT_TOKEN:
+                    if mark == DROP:
                         raise _Drop()
-                    if incidents.get("midstream_error") == tok_seen:
-                        await send({"type": "http.response.body", "body": self._midstream_error(ctx),
-                                    "more_body": False})
-                        return
-                target = deadline + shift
-                if not zero or shift:
-                    if watcher is not None and watcher.done():
-                        return   # the client went away
-                    if target > time.monotonic():
-                        await self._sleep_until(target)
+                    await send({"type": "http.response.body", "body": self._midstream_error(ctx),
+                                "more_body": False})
+                    return
+                if watcher is not None and watcher.done():
+                    return   # the client went away
+                if target > monotonic():
+                    await wait_until(target)
                 if not started:
                     await send(start)
                     started = True
-                await send({"type": "http.response.body", "body": step.encode(), "more_body": True})
-                if step.kind == TOK:
-                    now_ns = time.perf_counter_ns()
-                    if tok_seen == 0:
+                await send({"type": "http.response.body", "body": payload, "more_body": True})
+                if mark >= 0:
+                    now_ns = perf_ns()
+                    if mark == 0:
                         bucket.add(bucket.ttft, (now_ns - t0_ns) / 1e6)
                     else:
                         bucket.add(bucket.itl, (now_ns - last_tok_ns) / 1e6)
                     if not zero:
-                        bucket.add(bucket.late, abs(time.monotonic() - target) * 1000.0)
+                        bucket.add(bucket.late, abs(monotonic() - target) * 1000.0)
                     last_tok_ns = now_ns
-                    tok_seen += 1
             if not started:
                 await send(start)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -491,7 +469,7 @@ class MockApp:
         await send({"type": "http.response.start", "status": rec.status, "headers": headers})
         for offset, data in rec.events:
             if offset is not None:
-                await self._sleep_until(t0 + offset)
+                await sleep_until(t0 + offset)
             await send({"type": "http.response.body", "body": data, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
