@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from conformance.mock import clock
-from conformance.mock.clock import DeadlineClock, TimerFd, coarse_sleep_until, sleep_until, sleeper
+from conformance.mock.clock import DeadlineClock, LoopTimerClock, TimerFd, clock_for, sleep_until
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timerfd is Linux-only")
 EARLY_LIMIT_S = 0.0001 + 1e-6   # the clock's batch window
@@ -65,11 +65,13 @@ def test_sleepers_wake_at_their_deadlines_not_before(factory: Callable[[], async
 @linux_only
 def test_each_loop_gets_its_own_timerfd_clock() -> None:
     async def which() -> object:
-        return sleeper(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        assert clock_for(loop) is clock_for(loop)
+        return clock_for(loop)
 
     first, second = run(asyncio.new_event_loop, which), run(asyncio.new_event_loop, which)
-    assert getattr(first, "__self__", None).__class__ is DeadlineClock
-    assert first.__self__ is not second.__self__   # type: ignore[attr-defined]
+    assert isinstance(first, DeadlineClock) and isinstance(second, DeadlineClock)
+    assert first is not second
 
 
 @linux_only
@@ -89,7 +91,7 @@ def test_cancelled_sleepers_do_not_disturb_the_others() -> None:
             task.cancel()
         errors = await survivors
         await asyncio.sleep(0.01)   # past every cancelled deadline too
-        left = sleeper(asyncio.get_running_loop()).__self__.pending   # type: ignore[attr-defined]
+        left = clock_for(asyncio.get_running_loop()).pending   # type: ignore[union-attr]
         return errors, left
 
     errors, left = run(asyncio.new_event_loop, scenario)   # type: ignore[misc]
@@ -121,7 +123,8 @@ def test_idle_clock_is_not_called_again_and_again() -> None:
     async def scenario() -> int:
         loop = asyncio.get_running_loop()
         await sleep_until(time.monotonic() + 0.002)
-        found = sleeper(loop).__self__   # type: ignore[attr-defined]
+        found = clock_for(loop)
+        assert isinstance(found, DeadlineClock)
         calls = 0
         original = found._fire
 
@@ -146,22 +149,21 @@ def test_without_timerfd_sleeps_fall_back_to_loop_timers(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(clock, "TimerFd", unavailable)
 
-    async def scenario() -> tuple[object, float]:
-        chosen = sleeper(asyncio.get_running_loop())
-        deadline = time.monotonic() + 0.01
-        await sleep_until(deadline)
-        return chosen, time.monotonic() - deadline
+    async def scenario() -> tuple[object, list[float]]:
+        return clock_for(asyncio.get_running_loop()), await wake_errors(50, 0.05)
 
-    chosen, error = run(asyncio.new_event_loop, scenario)   # type: ignore[misc]
-    assert chosen is coarse_sleep_until
-    assert -0.0001 <= error < LATE_LIMIT_S
+    for factory in loops():
+        chosen, errors = run(factory, scenario)   # type: ignore[misc]
+        assert isinstance(chosen, LoopTimerClock)
+        assert min(errors) >= -0.0001 and max(errors) < LATE_LIMIT_S   # early timers are set again
 
 
 def test_past_deadlines_return_at_once() -> None:
     async def scenario() -> float:
         t = time.perf_counter()
         await sleep_until(time.monotonic() - 1)
-        await coarse_sleep_until(time.monotonic() - 1)
+        assert clock_for(asyncio.get_running_loop()).waiter(time.monotonic()) is None
+        assert LoopTimerClock(asyncio.get_running_loop()).waiter(time.monotonic()) is None
         return time.perf_counter() - t
 
     elapsed = run(asyncio.new_event_loop, scenario)

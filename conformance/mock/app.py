@@ -18,7 +18,6 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -29,7 +28,7 @@ from starlette.routing import Route
 from ..jsonutil import JSONError, depth_exceeds, dumpb, loads
 from ..profiles import ErrorSpec, load_profile
 from ..rules.request import PRIORITY, check_request, error_values, first_request_error
-from .clock import sleep_until, sleeper
+from .clock import Clock, clock_for, sleep_until
 from .config import MockConfig, check_inject
 from .faults import Ctx, check_names, request_faults, rewrite_error, rewrite_response, rewrite_stream
 from .latency import LatencyError, LatencyProfile, load_latency
@@ -337,7 +336,7 @@ class MockApp:
             common.insert(0, (b"x-request-id", request_id.encode()))
         if stream:
             bucket.streams += 1
-            await self._stream(send, receive, ctx, latency, rng, t0, t0_ns, common, bucket, sleeper(loop))
+            await self._stream(send, receive, ctx, latency, rng, t0, t0_ns, common, bucket, clock_for(loop))
         else:
             await self._complete(send, ctx, latency, rng, t0, common)
 
@@ -399,7 +398,7 @@ class MockApp:
 
     async def _stream(self, send: Any, receive: Any, ctx: Ctx, latency: LatencyProfile, rng: random.Random,
                       t0: float, t0_ns: int, common: list[tuple[bytes, bytes]], bucket: Any,
-                      wait_until: Callable[[float], Awaitable[None]]) -> None:
+                      clock: Clock) -> None:
         writes = self._timeline(ctx, latency, rng, t0)
         ctype = JSON_TYPE if "stream.content-type" in self.faults else SSE_TYPE
         start = {"type": "http.response.start", "status": 200,
@@ -420,8 +419,9 @@ class MockApp:
                     return
                 if watcher is not None and watcher.done():
                     return   # the client went away
-                if target > monotonic():
-                    await wait_until(target)
+                waiter = clock.waiter(target)
+                if waiter is not None:
+                    await waiter
                 if not started:
                     await send(start)
                     started = True

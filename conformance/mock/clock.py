@@ -20,7 +20,6 @@ import math
 import os
 import time
 import weakref
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 _CLOCK_MONOTONIC = 1
@@ -95,15 +94,17 @@ class DeadlineClock:
     def pending(self) -> int:
         return len(self._heap)
 
-    async def sleep_until(self, deadline: float) -> None:
+    def waiter(self, deadline: float) -> asyncio.Future[None] | None:
+        """A future that is done at `deadline`, or None if it is due already. Awaiting it straight
+        from the stream's loop saves a coroutine frame per event over `await sleep_until()`."""
         if deadline <= time.monotonic() + _BATCH_S:
-            return
+            return None
         waiter: asyncio.Future[None] = self._loop.create_future()
         heapq.heappush(self._heap, (deadline, next(self._order), waiter))
         if deadline < self._armed:
             self._armed = deadline
             self._timer.arm(deadline)
-        await waiter   # cancelled waiters stay in the heap and are dropped when their time comes
+        return waiter   # cancelled waiters stay in the heap and are dropped when their time comes
 
     def _fire(self) -> None:
         heap = self._heap
@@ -129,16 +130,41 @@ class DeadlineClock:
         self._closer()
 
 
-_clocks: weakref.WeakKeyDictionary[Any, DeadlineClock | None] = weakref.WeakKeyDictionary()
+class LoopTimerClock:
+    """The fallback without timerfd: one loop timer per sleeper. Loop timers may fire early (uvloop
+    rounds to whole ms against a cached clock), so an early one is set again for the remainder."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self._loop = loop
+
+    def waiter(self, deadline: float) -> asyncio.Future[None] | None:
+        if deadline <= time.monotonic() + _COARSE_TOLERANCE_S:
+            return None
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._loop.call_later(deadline - time.monotonic(), self._check, waiter, deadline)
+        return waiter
+
+    def _check(self, waiter: asyncio.Future[None], deadline: float) -> None:
+        if waiter.done():
+            return
+        remaining = deadline - time.monotonic()
+        if remaining > _COARSE_TOLERANCE_S:
+            self._loop.call_later(remaining, self._check, waiter, deadline)
+        else:
+            waiter.set_result(None)
 
 
-def _clock_for(loop: asyncio.AbstractEventLoop) -> DeadlineClock | None:
-    """The loop's clock, made on first use; None where timerfd or add_reader is unavailable."""
+Clock = DeadlineClock | LoopTimerClock
+_clocks: weakref.WeakKeyDictionary[Any, Clock] = weakref.WeakKeyDictionary()
+
+
+def clock_for(loop: asyncio.AbstractEventLoop) -> Clock:
+    """The loop's clock, made on first use: timerfd-backed where the platform and loop allow."""
     try:
         return _clocks[loop]
     except KeyError:
         pass
-    clock: DeadlineClock | None = None
+    clock: Clock | None = None
     try:
         timer = TimerFd()
     except (AttributeError, OSError):
@@ -146,28 +172,17 @@ def _clock_for(loop: asyncio.AbstractEventLoop) -> DeadlineClock | None:
     if timer is not None:
         try:
             clock = DeadlineClock(loop, timer)
-        except (NotImplementedError, OSError, ValueError):
+        except (NotImplementedError, OSError, ValueError):   # no add_reader (e.g. Windows proactor)
             timer.close()
+    if clock is None:
+        clock = LoopTimerClock(loop)
     _clocks[loop] = clock
     return clock
-
-
-async def coarse_sleep_until(deadline: float) -> None:
-    """Loop timers only: they may fire early (uvloop rounds to whole ms against a cached clock),
-    so re-check the clock and sleep the remainder rather than trust one sleep."""
-    remaining = deadline - time.monotonic()
-    while remaining > _COARSE_TOLERANCE_S:
-        await asyncio.sleep(remaining)
-        remaining = deadline - time.monotonic()
-
-
-def sleeper(loop: asyncio.AbstractEventLoop) -> Callable[[float], Awaitable[None]]:
-    """The best `sleep_until(deadline)` for `loop`; look it up once per stream, not per event."""
-    clock = _clock_for(loop)
-    return coarse_sleep_until if clock is None else clock.sleep_until
 
 
 async def sleep_until(deadline: float) -> None:
     """Sleep until time.monotonic() reaches `deadline` (returns at once if it has)."""
     if deadline > time.monotonic():
-        await sleeper(asyncio.get_running_loop())(deadline)
+        waiter = clock_for(asyncio.get_running_loop()).waiter(deadline)
+        if waiter is not None:
+            await waiter
