@@ -23,6 +23,7 @@ from gevent.event import Event
 from locust.runners import MasterRunner, WorkerRunner
 
 from conformance import __version__
+from conformance.descriptors import reserve_descriptors
 from conformance.profiles import ProfileError, load_profile
 
 from . import options as opt
@@ -199,6 +200,7 @@ class LoadRuntime:
             gc.collect()
             gc.freeze()
             gc.set_threshold(50_000, 50, 1000)
+            reserve_descriptors()   # one socket per user: growing the table later stalls every read
         self.stopping = False
         self.cancelled = 0
         self.sent = 0

@@ -18,7 +18,7 @@ def main(args: argparse.Namespace) -> int:
     from ..mock.config import ConfigError, MockConfig, parse_inject
     from ..mock.latency import LatencyError
     from ..mock.replay import ReplayError
-    from ..mock.server import API_PREFIX, MockStartError, bind_socket, serve, uvicorn_server
+    from ..mock.server import API_PREFIX, MockStartError, bind_socket, prepare_process, serve, uvicorn_server
     from ..profiles import ProfileError
 
     if not 0 <= args.port <= 65535:
@@ -48,6 +48,7 @@ def main(args: argparse.Namespace) -> int:
           f"{app.latency.label()}; /_sim/<preset>{API_PREFIX} for other presets{tail}) - Ctrl-C to stop",
           flush=True)
     server = uvicorn_server(app)
+    prepare_process()
     serve(server, sock)
     print("chatconf mock: stopped", file=sys.stderr)
     return 0

@@ -7,21 +7,11 @@ then shuts down cleanly. Errors are one line on stdout and exit code 2.
 
 from __future__ import annotations
 
-import gc
 import sys
 import threading
 
 from .config import MockConfig
-from .server import READY, MockStartError, bind_socket, serve, uvicorn_server
-
-
-def quiet_gc() -> None:
-    """Keep the cyclic collector from stalling the schedule: a full collection of a big heap stops
-    every stream for tens of ms. Start-up objects (profiles, schemas, compiled rules) move out of its
-    sight, and young collections run less often; full ones still happen, over a small heap."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 100)
+from .server import READY, MockStartError, bind_socket, prepare_process, serve, uvicorn_server
 
 
 def main() -> int:
@@ -36,7 +26,7 @@ def main() -> int:
         print(f"ERROR {exc}", flush=True)
         return 2
     server = uvicorn_server(app)
-    quiet_gc()
+    prepare_process()   # before the watcher thread exists
 
     def watch_parent() -> None:
         try:

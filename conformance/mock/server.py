@@ -8,6 +8,7 @@ parent that dies for any reason leaves no orphan server behind.
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from ..descriptors import reserve_descriptors
 from ..processes import stop_process
 from .config import MockConfig
 
@@ -43,6 +45,18 @@ def bind_socket(host: str, port: int) -> socket.socket:
         raise MockStartError(f"cannot listen on {host}:{port}: {reason}") from None
     sock.set_inheritable(True)
     return sock
+
+
+def prepare_process() -> None:
+    """Process-wide settings for a process that only serves the mock (`chatconf mock`, the MockServer
+    child), applied before it serves and before it starts threads. A descriptor table big enough for
+    thousands of connections, so accept() never stalls to grow it; and a quiet cyclic GC: a full
+    collection of a big heap stops every stream for tens of ms, so start-up objects (profiles,
+    schemas, compiled rules) move out of its sight and young collections run less often."""
+    reserve_descriptors()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 100)
 
 
 def serve(server: Any, sock: socket.socket) -> None:
