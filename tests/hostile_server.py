@@ -32,8 +32,21 @@ class HostileServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()
+
+    async def _shutdown(self) -> None:
+        """Close the listener and end every connection handler (a hanging one sleeps for an hour),
+        so none is left pending when the loop goes away."""
+        if self._server is not None:
+            self._server.close()
+        current = asyncio.current_task()
+        handlers = [t for t in asyncio.all_tasks() if t is not current]
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
