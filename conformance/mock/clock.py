@@ -82,7 +82,7 @@ class DeadlineClock:
     """All of one event loop's pending deadlines, in a heap behind one timerfd."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timer: TimerFd):
-        self._loop = loop
+        self._loop = weakref.ref(loop)   # not a strong ref: `_clocks` must not keep the loop alive
         self._timer = timer
         self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
@@ -99,7 +99,9 @@ class DeadlineClock:
         from the stream's loop saves a coroutine frame per event over `await sleep_until()`."""
         if deadline <= time.monotonic() + _BATCH_S:
             return None
-        waiter: asyncio.Future[None] = self._loop.create_future()
+        loop = self._loop()
+        assert loop is not None, "a clock outlived its event loop"
+        waiter: asyncio.Future[None] = loop.create_future()
         heapq.heappush(self._heap, (deadline, next(self._order), waiter))
         if deadline < self._armed:
             self._armed = deadline
@@ -122,8 +124,9 @@ class DeadlineClock:
 
     def close(self) -> None:
         """Stop watching the timer and close it (pending sleepers are cancelled)."""
-        if self._timer.fd >= 0 and not self._loop.is_closed():
-            self._loop.remove_reader(self._timer.fd)
+        loop = self._loop()
+        if self._timer.fd >= 0 and loop is not None and not loop.is_closed():
+            loop.remove_reader(self._timer.fd)
         for _, _, waiter in self._heap:
             waiter.cancel()
         self._heap.clear()
@@ -135,13 +138,15 @@ class LoopTimerClock:
     rounds to whole ms against a cached clock), so an early one is set again for the remainder."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
-        self._loop = loop
+        self._loop = weakref.ref(loop)
 
     def waiter(self, deadline: float) -> asyncio.Future[None] | None:
         if deadline <= time.monotonic() + _COARSE_TOLERANCE_S:
             return None
-        waiter: asyncio.Future[None] = self._loop.create_future()
-        self._loop.call_later(deadline - time.monotonic(), self._check, waiter, deadline)
+        loop = self._loop()
+        assert loop is not None, "a clock outlived its event loop"
+        waiter: asyncio.Future[None] = loop.create_future()
+        loop.call_later(deadline - time.monotonic(), self._check, waiter, deadline)
         return waiter
 
     def _check(self, waiter: asyncio.Future[None], deadline: float) -> None:
@@ -149,7 +154,7 @@ class LoopTimerClock:
             return
         remaining = deadline - time.monotonic()
         if remaining > _COARSE_TOLERANCE_S:
-            self._loop.call_later(remaining, self._check, waiter, deadline)
+            waiter.get_loop().call_later(remaining, self._check, waiter, deadline)
         else:
             waiter.set_result(None)
 
