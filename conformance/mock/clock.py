@@ -172,7 +172,7 @@ def clock_for(loop: asyncio.AbstractEventLoop) -> Clock:
     clock: Clock | None = None
     try:
         timer = TimerFd()
-    except (AttributeError, OSError):
+    except (AttributeError, OSError, TypeError):   # no timerfd in this libc; no CDLL(None) on Windows
         timer = None
     if timer is not None:
         try:
