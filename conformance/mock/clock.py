@@ -122,16 +122,6 @@ class DeadlineClock:
             self._armed = math.inf
             self._timer.clear()
 
-    def close(self) -> None:
-        """Stop watching the timer and close it (pending sleepers are cancelled)."""
-        loop = self._loop()
-        if self._timer.fd >= 0 and loop is not None and not loop.is_closed():
-            loop.remove_reader(self._timer.fd)
-        for _, _, waiter in self._heap:
-            waiter.cancel()
-        self._heap.clear()
-        self._closer()
-
 
 class LoopTimerClock:
     """The fallback without timerfd: one loop timer per sleeper. Loop timers may fire early (uvloop

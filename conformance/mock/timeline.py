@@ -33,9 +33,6 @@ class Timeline:
         self.payloads: list[bytes] = []
         self.marks: list[int] = []
 
-    def __len__(self) -> int:
-        return len(self.deadlines)
-
     def __iter__(self) -> Iterator[tuple[float, bytes, int]]:
         return zip(self.deadlines, self.payloads, self.marks, strict=True)
 
