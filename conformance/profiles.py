@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .resources import profiles_dir
+from .resources import profiles_dir, read_yaml_mapping
 
 DEFAULT_PROFILE = "dashscope"
 
@@ -158,13 +156,7 @@ def available_profiles() -> list[str]:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ProfileError(f"cannot read profile {path}: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(data, dict):
-        raise ProfileError(f"profile {path} is not a YAML mapping")
-    return data
+    return read_yaml_mapping(path, f"profile {path}", ProfileError)
 
 
 def _resolve(name_or_path: str, seen: tuple[str, ...]) -> dict[str, Any]:

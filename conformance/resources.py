@@ -5,6 +5,9 @@ checkout uses the top-level folders."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 _PACKAGE = Path(__file__).resolve().parent
 _CHECKOUT = _PACKAGE.parent
@@ -31,3 +34,15 @@ def fixtures_dir() -> Path:
 
 def profiles_dir() -> Path:
     return schemas_dir() / "profiles"
+
+
+def read_yaml_mapping(path: Path, what: str, error: type[Exception]) -> dict[str, Any]:
+    """A YAML file that must hold a mapping (profiles, latency presets); anything else raises `error`
+    with a one-line message naming `what`."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise error(f"cannot read {what}: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise error(f"{what} is not a YAML mapping")
+    return data

@@ -14,9 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..resources import fixtures_dir
+from ..resources import fixtures_dir, read_yaml_mapping
 
 
 class LatencyError(ValueError):
@@ -141,10 +139,4 @@ def load_latency(spec: str | dict[str, Any] | LatencyProfile | None) -> LatencyP
         if not path.exists():
             raise LatencyError(f"unknown latency preset {spec!r} (available: {', '.join(preset_names())}, "
                                "or a YAML file)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise LatencyError(f"cannot read latency profile {spec}: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(data, dict):
-        raise LatencyError(f"latency profile {spec} is not a YAML mapping")
-    return _from_mapping(data, path.stem)
+    return _from_mapping(read_yaml_mapping(path, f"latency profile {spec}", LatencyError), path.stem)
