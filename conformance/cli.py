@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="list the checks and planned request count, send nothing")
     run.add_argument("--timeout", type=float, metavar="S",
                      help="seconds without data before a response counts as hung (default: 20 live, 5 loopback)")
+    run.add_argument("--model-caps", metavar="CAPS",
+                     help="what --model can do when the profile does not list it: comma-separated from n, tools, "
+                          "no-tools, thinking, thinking-stream-only, thinking-always, stream-only, max-output=N "
+                          "(default: tools only)")
+    run.add_argument("--fail-on", choices=["must", "should"], default="must",
+                     help="exit 1 on failed `must` checks only (default), or on warned `should` checks too")
     run.add_argument("--fault", help=argparse.SUPPRESS)  # embedded mock fault mode (self-test)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 

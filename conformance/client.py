@@ -161,6 +161,7 @@ class ChatClient:
                   content: bytes | None) -> None:
         cfg = self.config
         ex.t_send_ns = time.perf_counter_ns()
+        ex.sent_at = time.time()
         deadline = ex.t_send_ns + int(cfg.deadline_s * 1e9)
         try:
             with self._http.stream(method, url, headers=headers, content=content) as resp:

@@ -60,6 +60,7 @@ class Exchange:
     t_send_ns: int | None = None
     t_headers_ns: int | None = None
     t_end_ns: int | None = None
+    sent_at: float | None = None   # wall-clock UNIX time of the send (live traffic): judges `created`
     transport_error: str | None = None
     notes: list[str] = field(default_factory=list)
 

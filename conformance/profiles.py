@@ -123,6 +123,43 @@ class Profile:
         return (self.params.get(param) or {}).get(keyword)
 
 
+CAPABILITY_WORDS = {
+    "n": {"n": True}, "no-n": {"n": False},
+    "tools": {"tools": True}, "no-tools": {"tools": False},
+    "thinking": {"thinking": "hybrid", "thinking_non_stream": True},
+    "thinking-stream-only": {"thinking": "hybrid", "thinking_non_stream": False},
+    "thinking-always": {"thinking": "always"}, "no-thinking": {"thinking": "none"},
+    "stream-only": {"stream_only": True},
+}
+"""`--model-caps` words: what a model the profile does not list can do (default: tools only)."""
+
+
+def parse_model_caps(spec: str) -> dict[str, Any]:
+    """'n,tools,max-output=8192' -> ModelInfo fields; ProfileError names the word it does not know."""
+    out: dict[str, Any] = {"n": False, "tools": True, "thinking": "none"}
+    for word in (w.strip() for w in spec.split(",")):
+        if not word:
+            continue
+        if word.startswith("max-output="):
+            value = word.partition("=")[2]
+            if not value.isdigit() or int(value) < 1:
+                raise ProfileError(f"--model-caps: max-output needs a positive integer, got {value!r}")
+            out["max_output_tokens"] = int(value)
+        elif word in CAPABILITY_WORDS:
+            out.update(CAPABILITY_WORDS[word])
+        else:
+            known = ", ".join([*CAPABILITY_WORDS, "max-output=N"])
+            raise ProfileError(f"--model-caps: unknown capability {word!r} (known: {known})")
+    return out
+
+
+def with_model(profile: Profile, name: str, caps: dict[str, Any]) -> Profile:
+    """The profile plus one declared model (the target's own, say), without writing a YAML file."""
+    data = dict(profile.data)
+    data["models"] = {**(data.get("models") or {}), name: dict(caps)}
+    return Profile(name=profile.name, title=profile.title, data=data)
+
+
 ENTRY_TABLES = frozenset({"params", "errors", "models", "drift", "regions", "status_types"})
 """Top-level tables whose entries a child replaces whole (a param's bounds, one error spec)."""
 

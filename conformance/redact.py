@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 
 REDACTED = "[REDACTED]"
+PUBLIC_WRONG_KEY = "chatconf-wrong-key-0000"
+"""The made-up key of the wrong-key probes: public, so reproducers may show it as it was sent."""
 
 SECRET_HEADERS = frozenset({
     "authorization", "proxy-authorization", "x-api-key", "api-key", "x-dashscope-api-key",
@@ -42,6 +44,11 @@ def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, REDACTED)
     for pattern in _KEY_PATTERNS:
-        replacement = (lambda m: m.group(1) + REDACTED) if pattern.groups else REDACTED
-        text = pattern.sub(replacement, text)
+        text = pattern.sub(_replacement, text)
     return text
+
+
+def _replacement(match: re.Match[str]) -> str:
+    if match.group(0).endswith(PUBLIC_WRONG_KEY):
+        return match.group(0)
+    return match.group(1) + REDACTED if match.re.groups else REDACTED

@@ -14,7 +14,9 @@ from typing import Any
 from . import __version__
 from .jsonutil import JSONError, dumps, loads
 
-STATUSES = ("passed", "failed", "skipped", "observed")
+STATUSES = ("passed", "failed", "warned", "skipped", "observed")
+"""`failed`: a `must` check broke; `warned`: a `should` check broke (fails only with --fail-on should)."""
+FAIL_ON = ("must", "should")
 
 
 @dataclass
@@ -55,6 +57,8 @@ class RunSummary:
     started: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     duration_s: float = 0.0
     checks: list[CheckResult] = field(default_factory=list)
+    interrupted: bool = False
+    not_run: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -68,9 +72,19 @@ class RunSummary:
     def failed(self) -> list[CheckResult]:
         return [c for c in self.checks if c.status == "failed"]
 
+    @property
+    def warned(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.status == "warned"]
+
+    def failing(self, fail_on: str = "must") -> list[CheckResult]:
+        """The checks that make the run fail: `failed` ones, plus `warned` ones with --fail-on should."""
+        bad = ("failed", "warned") if fail_on == "should" else ("failed",)
+        return [c for c in self.checks if c.status in bad]
+
     def to_dict(self) -> dict[str, Any]:
         out = {"tool": "chatconf", "version": __version__, "target": self.target, "started": self.started,
                "duration_s": round(self.duration_s, 3), "totals": self.totals,
+               "interrupted": self.interrupted, "not_run": list(self.not_run),
                "checks": [c.to_dict() for c in self.checks]}
         out.update(self.extra)
         return out
@@ -83,9 +97,10 @@ class RunSummary:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSummary:
-        known = {"tool", "version", "target", "started", "duration_s", "totals", "checks"}
+        known = {"tool", "version", "target", "started", "duration_s", "totals", "checks", "interrupted", "not_run"}
         return cls(target=dict(data.get("target") or {}), started=str(data.get("started", "")),
-                   duration_s=float(data.get("duration_s") or 0.0),
+                   duration_s=float(data.get("duration_s") or 0.0), interrupted=bool(data.get("interrupted")),
+                   not_run=[str(x) for x in data.get("not_run") or []],
                    checks=[CheckResult.from_dict(c) for c in data.get("checks") or [] if isinstance(c, dict)],
                    extra={k: v for k, v in data.items() if k not in known})
 

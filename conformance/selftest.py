@@ -1,9 +1,11 @@
 """Mutation testing of the suite itself: run it against the mock in each fault mode and see
 whether the check the fault targets notices.
 
-A fault is *detected* when its check fails; for a drift point (which can never fail a server) it
-is detected when the observation differs from the clean mock's. `python -m conformance.selftest`
-prints the table and the mutation score (detected / fault modes).
+A fault is *detected* (a kill) only when its check breaks (`failed`, or `warned` for a should-level
+check) in the faulty run while the same check was clean (passed) in the clean run: a check that
+also breaks on the clean mock proves nothing. For a drift point (never pass/fail) a kill is an
+observation that differs from the clean mock's. `python -m conformance.selftest` prints the table
+and the mutation score (detected / fault modes).
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ def run_fault(fault: str, mock: object, *, clean: RunSummary | None = None) -> F
         status, message = _result(run_suite("-k", check, mock=mock), check)
     finally:
         mock.set_faults([])  # type: ignore[attr-defined]
-    detected = status == "failed"
+    clean_status = _result(clean, check)[0] if clean is not None else "passed"
+    detected = status in ("failed", "warned") and clean_status not in ("failed", "warned")
     if check.startswith("drift.") and clean is not None:
         _, clean_message = _result(clean, check)
         detected = status in ("observed", "failed") and message.split(":")[-1] != clean_message.split(":")[-1]
@@ -92,7 +95,7 @@ def main() -> int:
 
     with shared_mock() as mock:
         clean = run_suite(mock=mock)
-        failed_clean = [c.id for c in clean.failed]
+        failed_clean = [c.id for c in clean.failing("should")]
         print(f"clean mock: {clean.totals}" + (f" FAILED: {failed_clean}" if failed_clean else ""))
         results = []
         for fault in FAULTS:

@@ -114,10 +114,14 @@ def conversations(draw: st.DrawFn, profile: Profile) -> list[dict[str, Any]]:
     return messages
 
 
-def stop_values(*, valid: bool = True) -> st.SearchStrategy[Any]:
+def stop_values(*, valid: bool = True, token_ids: bool = True) -> st.SearchStrategy[Any]:
+    """Valid stop values (token ids only where the profile's contract has them), or mixed arrays."""
     token = st.integers(min_value=0, max_value=150_000)
     if valid:
-        return st.one_of(TEXT, st.lists(TEXT, min_size=1, max_size=4), st.lists(token, min_size=1, max_size=4),
+        strings = st.one_of(TEXT, st.lists(TEXT, min_size=1, max_size=4))
+        if not token_ids:
+            return strings
+        return st.one_of(strings, st.lists(token, min_size=1, max_size=4),
                          st.lists(st.lists(token, min_size=1, max_size=3), min_size=1, max_size=3))
     kinds = [TEXT, token, st.lists(token, min_size=1, max_size=3)]
     return st.tuples(st.integers(0, 2), st.integers(0, 2)).filter(lambda ab: ab[0] != ab[1]).flatmap(
@@ -142,7 +146,7 @@ def valid_requests(draw: st.DrawFn, profile: Profile, model: str) -> dict[str, A
         "top_p": in_range(profile, "top_p"),
         "presence_penalty": in_range(profile, "presence_penalty"),
         "seed": in_range(profile, "seed", "integer"),
-        "stop": stop_values(),
+        "stop": stop_values(token_ids=bool(profile.rule("stop_token_ids", True))),
     }
     for key, strategy in optional.items():
         if draw(st.booleans()):
@@ -186,10 +190,13 @@ def _mutation(profile: Profile, model: str, rule_id: str) -> st.SearchStrategy[A
               "request.top_p-range": ("top_p", "number", None),
               "request.presence_penalty-range": ("presence_penalty", "number", None),
               "request.seed-range": ("seed", "integer", None),
-              "request.max_tokens-range": ("max_tokens", "integer", info.max_output_tokens)}
+              "request.max_tokens-range": ("max_tokens", "integer", None)}
     if rule_id in params:
         param, kind, upper = params[rule_id]
         return setter(param, out_of_range(profile, param, kind, upper=upper))
+    if rule_id == "request.max_tokens-limit":
+        limit = info.max_output_tokens if info.known else None
+        return None if not limit else setter("max_tokens", st.sampled_from([limit + 1, limit * 2, limit * 10]))
     if rule_id == "request.n-range":
         if not info.n:
             return setter("n", st.sampled_from([0, -1]))
@@ -275,7 +282,11 @@ def invalid_requests(profile: Profile, model: str, rule_id: str) -> st.SearchStr
             body["stream"] = True
         return draw(mutation)(body)
 
+    # A target model the profile does not list (every self-hosted server) would make every drawn
+    # request also break request.model-unknown: judge model ids only when that is the rule at hand.
+    check_model = rule_id == "request.model-unknown" or info.known
+
     def breaks_only_this(body: dict[str, Any]) -> bool:
-        return {v.rule for v in check_request(body, profile, check_model=True)} == {rule_id}
+        return {v.rule for v in check_request(body, profile, check_model=check_model)} == {rule_id}
 
     return broken().filter(breaks_only_this)

@@ -50,6 +50,7 @@ TRIGGERS: dict[str, dict[str, Any] | bytes] = {
     "request.n-model": body(model="qwen-max", n=2),
     "request.n-with-tools": body(n=2, tools=TOOLS),
     "request.max_tokens-range": body(max_tokens=0),
+    "request.max_tokens-limit": body(max_tokens=40_000),
     "request.seed-range": body(seed=-1),
     "request.stop-homogeneous": body(stop=["a", 1]),
     "request.tools-nonempty": body(tools=[]),
@@ -101,6 +102,12 @@ TRIGGERS: dict[str, dict[str, Any] | bytes] = {
     "stream.done-last": stream(),
     "stream.terminated": stream(),
     "stream.request-id": stream(),
+    "stream.created-plausible": stream(),
+    "stream.model-matches": stream(),
+    "response.created-plausible": body(),
+    "response.model-matches": body(),
+    "error.content-type": body(temperature=2),
+    "error.no-leak": body(temperature=2),
     "error.envelope": body(temperature=2),
     "error.status-type": body(temperature=2),
     "error.stream-body-sse": stream(temperature=2),
@@ -181,7 +188,7 @@ def test_fault_breaks_exactly_its_rule(faulty_server: MockServer, name: str) -> 
     ex = exchange(faulty_server.base_url, TRIGGERS[name], api_key="" if name == "auth.invalid-key" else "sk-test")
     if name == "auth.invalid-key":
         assert ex.status == 401
-        assert rules_broken(ex) == {"error.envelope"}
+        assert rules_broken(ex) == {"error.envelope", "error.content-type"}   # text/plain "Unauthorized"
     elif name == "request.model-unknown":   # check_exchange never judges model ids (live servers know more)
         assert ex.status == 200
         assert {v.rule for v in check_request(ex.request.body, PROFILE, check_model=True)} == {name}

@@ -92,13 +92,13 @@ def test_error_envelope_variants_that_break_clients() -> None:
 def test_request_rules_are_silent_when_the_server_rejected_the_request() -> None:
     bad_req = {**PLAIN_REQ, "temperature": 2}
     assert rules(Exchange(request=HTTPRequest(body=bad_req), status=400, body=err())) == []
-    ok = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "qwen-plus",
+    ok = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1770285809, "model": "qwen-plus",
           "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]}
     assert rules(Exchange(request=HTTPRequest(body=bad_req), status=200, body=ok)) == ["request.temperature-range"]
 
 
 def completion(message: dict[str, Any], finish: str = "stop") -> dict[str, Any]:
-    return {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "qwen-plus",
+    return {"id": "chatcmpl-1", "object": "chat.completion", "created": 1770285809, "model": "qwen-plus",
             "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}],
             "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
 
@@ -144,7 +144,7 @@ def test_no_input_makes_the_rules_raise(request: Any, body: Any, events: list[An
 
 
 def test_event_stream_kept_as_text_is_checked_as_a_stream() -> None:
-    first = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "qwen-plus",
+    first = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1770285809, "model": "qwen-plus",
              "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
     last = {**first, "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}]}
     text = f"data: {dumps(first)}\n\ndata: {dumps(last)}\n\ndata: [DONE]\n\n"

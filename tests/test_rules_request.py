@@ -128,7 +128,7 @@ def test_tool_history_rules() -> None:
 @pytest.mark.parametrize(("over", "expected"), [
     ({"model": "qwen-max", "n": 2}, [("request.n-model", "/n")]),
     ({"model": "qwen-plus", "n": 2}, []),
-    ({"model": "qwen-max", "max_tokens": 8193}, [("request.max_tokens-range", "/max_tokens")]),
+    ({"model": "qwen-max", "max_tokens": 8193}, [("request.max_tokens-limit", "/max_tokens")]),
     ({"model": "qwen-max", "max_tokens": 8192}, []),
     ({"model": "qwq-plus"}, [("request.stream-only-model", "/stream")]),
     ({"model": "qwq-plus", "stream": True}, []),

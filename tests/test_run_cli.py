@@ -52,7 +52,8 @@ def test_summary_json_has_the_documented_shape(clean_run):
     assert {"tool", "version", "target", "started", "duration_s", "totals", "checks"} <= summary.keys()
     assert summary["tool"] == "chatconf"
     assert {"base_url", "model", "profile"} <= summary["target"].keys()
-    assert set(summary["totals"]) == {"passed", "failed", "skipped", "observed"}
+    assert set(summary["totals"]) == {"passed", "failed", "warned", "skipped", "observed"}
+    assert summary["interrupted"] is False and summary["not_run"] == []
     assert sum(summary["totals"].values()) == len(summary["checks"])
     ids = [c["id"] for c in summary["checks"]]
     assert len(ids) == len(set(ids))

@@ -24,7 +24,7 @@ def clean(mock):
 
 
 def test_clean_mock_fails_no_check(clean):
-    assert clean.failed == [], [(c.id, c.message) for c in clean.failed]
+    assert clean.failing("should") == [], [(c.id, c.message) for c in clean.failing("should")]
 
 
 def test_every_fault_targets_a_catalog_check():

@@ -47,6 +47,9 @@ def main(args: argparse.Namespace) -> int:
     print(f"chatconf mock: serving http://{host}:{port}{API_PREFIX} (profile {app.profile.name}, "
           f"{app.latency.label()}; /_sim/<preset>{API_PREFIX} for other presets{tail}) - Ctrl-C to stop",
           flush=True)
+    if not config.api_key:
+        print("chatconf mock: accepting any non-empty API key (start with --api-key KEY to test authentication; "
+              "until then `chatconf run` reports the auth checks as skipped)", flush=True)
     server = uvicorn_server(app)
     prepare_process()
     serve(server, sock)

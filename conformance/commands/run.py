@@ -2,7 +2,9 @@
 
 Validates the target up front (profile, URL, key, reachability: exit 2 with one line), then runs
 the packaged pytest suite in-process with the chatconf plugin printing check-by-check progress,
-and ends with a summary and exit 0 (no failed check) or 1.
+and ends with a summary and exit 0 (no failed check), 1 (a `must` check failed, or with
+`--fail-on should` a `should` check warned) or 130 (interrupted: the summary says so and lists the
+checks not run).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from typing import Any
 import pytest
 
 from ..errors import UsageError
-from ..profiles import ProfileError, load_profile
-from ..results import RunSummary
+from ..profiles import ProfileError, load_profile, parse_model_caps, with_model
+from ..results import STATUSES, RunSummary
 from ..strategies import invalid_requests
 from ..suite.catalog import all_checks, reject_checks
 from ..suite.scenarios import SCENARIOS
 from ..targets import check_reachable, is_loopback, read_api_key, resolve_target
+
+EXIT_INTERRUPTED = 130
 
 
 class _Sink:
@@ -49,7 +53,8 @@ def _pytest_args(args: argparse.Namespace, ini: str) -> list[str]:
                         ("--chatconf-api-key-env", args.api_key_env), ("--chatconf-model", args.model),
                         ("--chatconf-max-requests", args.max_requests), ("--chatconf-examples", args.examples),
                         ("--chatconf-report-dir", args.report_dir), ("--chatconf-junit", args.junit),
-                        ("--chatconf-timeout", args.timeout)):
+                        ("--chatconf-timeout", args.timeout), ("--chatconf-fail-on", args.fail_on),
+                        ("--chatconf-model-caps", args.model_caps)):
         if value is not None:
             out += [flag, str(value)]
     if args.fault:
@@ -95,6 +100,15 @@ def main(args: argparse.Namespace) -> int:
     if args.timeout is not None and not 0 < args.timeout <= 600:
         raise UsageError("--timeout must be between 0 and 600 seconds")
     live = not target.is_mock and not is_loopback(target.base_url or "")
+    model = args.model or profile.default_model
+    if args.model_caps is not None:
+        try:
+            profile = with_model(profile, model, parse_model_caps(args.model_caps))
+        except ProfileError as exc:
+            raise UsageError(str(exc)) from exc
+    elif not profile.model(model).known and not args.quiet:
+        print(f"chatconf run: note: model {model!r} is not in profile {profile.name!r}; assuming it has tools, "
+              "no n > 1 and no thinking (declare what it can do with --model-caps)", flush=True)
     if args.dry_run:
         return _plan(args, live)
     if not target.is_mock:
@@ -117,6 +131,8 @@ def main(args: argparse.Namespace) -> int:
         if args.quiet:
             argv.remove("--chatconf-console")
         code = pytest.main(argv, plugins=[sink])
+    if code == pytest.ExitCode.INTERRUPTED and sink.summary is None:
+        raise KeyboardInterrupt
     if code == pytest.ExitCode.NO_TESTS_COLLECTED or (sink.collected == 0 and args.keyword):
         raise UsageError(f"no check matches -k {args.keyword!r}")
     if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR) or sink.summary is None:
@@ -124,24 +140,54 @@ def main(args: argparse.Namespace) -> int:
     return _print_summary(sink.summary, args)
 
 
+def _profile_hint(summary: RunSummary) -> str | None:
+    """A console hint when a run looks like the wrong profile: against a server that is not DashScope,
+    most findings of the dashscope profile are DashScope production habits (research keys C..)."""
+    target = summary.target
+    if target.get("profile") != "dashscope" or target.get("kind") == "mock":
+        return None
+    if "aliyuncs.com" in str(target.get("base_url", "")):
+        return None
+    broken = summary.failed + summary.warned
+    dashscope_only = [c for c in broken if c.source and all(k.startswith("C") for k in c.source.split(", "))]
+    if len(dashscope_only) >= 3 and len(dashscope_only) * 2 >= len(broken):
+        return (f"hint: {len(dashscope_only)} of {len(broken)} findings are DashScope production habits "
+                f"({', '.join(c.id for c in dashscope_only[:4])}...); if this target is an OpenAI-compatible "
+                "server rather than DashScope, try --profile openai")
+    return None
+
+
 def _print_summary(summary: RunSummary, args: Any) -> int:
     totals = summary.totals
-    failed = summary.failed
     out = sys.stdout
     print("", file=out)
-    if failed:
-        print("Failed checks:", file=out)
-        for check in failed:
-            print(f"  {check.id} [{check.severity}]: {check.message.splitlines()[0][:200]}", file=out)
+    for title, checks in (("Failed checks (must):", summary.failed), ("Warnings (should):", summary.warned)):
+        if not checks:
+            continue
+        print(title, file=out)
+        for check in checks:
+            message = check.message.splitlines()[0][:200] if check.message else ""
+            print(f"  {check.id}: {message}", file=out)
             curl = (check.evidence or {}).get("curl")
             if curl:
                 print(f"    reproduce: {curl}", file=out)
-    line = ", ".join(f"{totals[s]} {s}" for s in ("passed", "failed", "skipped", "observed"))
+    line = ", ".join(f"{totals[s]} {s}" for s in STATUSES)
     sent = summary.extra.get("requests", {}).get("sent")
     print(f"chatconf run: {line} in {summary.duration_s:.1f} s ({sent} requests)", file=out)
+    if summary.warned and args.fail_on != "should":
+        print(f"  {len(summary.warned)} should-level warning(s) do not fail the run (--fail-on should makes them fail)",
+              file=out)
+    hint = _profile_hint(summary)
+    if hint:
+        print(hint, file=out)
+    if summary.interrupted:
+        print(f"chatconf run: INTERRUPTED: {len(summary.not_run)} planned check(s) not run; "
+              "the reports are partial", file=out)
     if args.report_dir:
         print(f"reports: {Path(args.report_dir) / 'summary.json'}, {Path(args.report_dir) / 'report.html'}, "
               f"{Path(args.report_dir) / 'recording.jsonl'}", file=out)
     if args.junit:
         print(f"junit: {args.junit}", file=out)
-    return 1 if failed else 0
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    return 1 if summary.failing(args.fail_on) else 0

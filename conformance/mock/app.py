@@ -206,6 +206,8 @@ class MockApp:
         envelope = error_body(status=spec.status, code=spec.code, type_=spec.type,
                               message=spec.render(**values), param=spec.param, rid=rid)
         status, envelope, sse = rewrite_error(self.faults, spec.status, envelope, stream=stream)
+        if "error.content-type" in self.faults:
+            return status, dumpb(envelope), b"text/plain; charset=utf-8"
         if sse:
             return status, b"data: " + dumpb(envelope) + b"\n\n", SSE_TYPE
         return status, dumpb(envelope), JSON_TYPE

@@ -31,7 +31,8 @@ _REQUEST_FAULTS = {
     "request.n-range": "n outside 1..4 is accepted",
     "request.n-model": "n > 1 is accepted on models that do not support it",
     "request.n-with-tools": "n > 1 together with tools is accepted",
-    "request.max_tokens-range": "max_tokens outside [1, model limit] is accepted",
+    "request.max_tokens-range": "max_tokens below 1 is accepted",
+    "request.max_tokens-limit": "max_tokens above the model's output limit is accepted",
     "request.seed-range": "a negative / out-of-range seed is accepted",
     "request.stop-homogeneous": "a mixed-type stop array is accepted",
     "request.tools-nonempty": "an empty tools array is accepted",
@@ -76,6 +77,8 @@ FAULTS: dict[str, tuple[str, str]] = {
     "stream.done-last": ("the stream ends without data: [DONE]", "stream"),
     "stream.terminated": ("the last event is not terminated by a blank line", "stream"),
     "stream.request-id": ("x-request-id differs from the chunk id's uuid", "stream-headers"),
+    "stream.created-plausible": ("every chunk's created is in milliseconds", "stream"),
+    "stream.model-matches": ("every chunk names a model unrelated to the requested one", "stream"),
     # non-stream answers
     "response.content-type": ("non-stream answers are served as text/plain", "response-headers"),
     "response.usage-arithmetic": ("total_tokens != prompt_tokens + completion_tokens", "response"),
@@ -88,6 +91,8 @@ FAULTS: dict[str, tuple[str, str]] = {
     "response.finish-length": ("max_tokens is ignored: more completion tokens than asked for", "plan"),
     "response.id-prefix": ("the completion id lacks the chatcmpl- prefix (and no x-request-id)", "response"),
     "response.request-id": ("x-request-id differs from the completion id's uuid", "response-headers"),
+    "response.created-plausible": ("created is in milliseconds", "response"),
+    "response.model-matches": ("the answer names a model unrelated to the requested one", "response"),
     "schema.completion": ("the non-stream body says object 'chat.completion.chunk'", "response"),
     "schema.chunk": ("one content chunk has logprobs \"none\" (a string)", "stream"),
     # errors
@@ -98,7 +103,12 @@ FAULTS: dict[str, tuple[str, str]] = {
     "error.code-snake-case": ("error codes are CamelCase (InvalidParameterError)", "error"),
     "error.request-id": ("the error body's request_id differs from x-request-id", "error"),
     "error.status-code": ("non-stream errors are sent with status 200", "error"),
+    "error.content-type": ("error answers are served as text/plain (with a JSON body)", "error"),
+    "error.no-leak": ("error messages end with a Python traceback and a server file path", "error"),
 }
+UNRELATED_MODEL = "chatconf-unrelated-model"
+LEAK = '\nTraceback (most recent call last):\n  File "/srv/dashscope/handler.py", line 42, in chat\nKeyError: x'
+
 
 
 class FaultError(ValueError):
@@ -295,7 +305,19 @@ def _garbage(steps: list[Step], ctx: Ctx) -> list[Step]:
     return steps
 
 
+def _every_chunk(key: str, value: Callable[[Any], Any]) -> Callable[[list[Step], Ctx], list[Step]]:
+    def rewrite(steps: list[Step], ctx: Ctx) -> list[Step]:
+        for s in steps:
+            for item in s.items:
+                if isinstance(item, dict) and key in item:
+                    item[key] = value(item[key])
+        return steps
+    return rewrite
+
+
 STREAM_REWRITES: dict[str, Callable[[list[Step], Ctx], list[Step]]] = {
+    "stream.created-plausible": _every_chunk("created", lambda created: created * 1000),
+    "stream.model-matches": _every_chunk("model", lambda _: UNRELATED_MODEL),
     "stream.json": _garbage,
     "stream.same-id": lambda steps, ctx: _set(steps, "id", _other_id()),
     "stream.same-created": lambda steps, ctx: _set(steps, "created", ctx.meta.created + 1),
@@ -390,6 +412,8 @@ RESPONSE_REWRITES: dict[str, Callable[[dict[str, Any], Ctx], None]] = {
     "response.finish-tool-calls": _r_finish("tool_calls", "stop"),
     "response.id-prefix": _r_id_prefix,
     "schema.completion": _r_object,
+    "response.created-plausible": lambda body, ctx: body.update(created=body["created"] * 1000),
+    "response.model-matches": lambda body, ctx: body.update(model=UNRELATED_MODEL),
 }
 
 
@@ -428,6 +452,8 @@ def rewrite_error(names: tuple[str, ...], status: int, envelope: dict[str, Any],
             envelope["request_id"] = str(uuid.uuid4())
         elif name == "error.status-code" and not stream:
             status = 200
+        elif name == "error.no-leak":
+            err["message"] = f"{err.get('message') or ''}{LEAK}"
     if "error.envelope" in names:
         envelope = {"code": _camel(err.get("code")) or "InvalidParameter", "message": err.get("message"),
                     "request_id": envelope.get("request_id")}

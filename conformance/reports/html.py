@@ -16,13 +16,14 @@ from ..results import STATUSES, CheckResult, RunSummary
 from ..suite.catalog import AREAS
 
 _CSS = """
-:root{--pass:#1a7f37;--fail:#cf222e;--skip:#9a6700;--obs:#0969da;--bg:#f6f8fa;--line:#d0d7de}
+:root{--pass:#1a7f37;--fail:#cf222e;--warn:#bc4c00;--skip:#9a6700;--obs:#0969da;--bg:#f6f8fa;--line:#d0d7de}
 *{box-sizing:border-box}body{font:14px/1.45 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#1f2328}
 header{background:#24292f;color:#fff;padding:18px 28px}header h1{margin:0 0 4px;font-size:20px}
 header .meta{opacity:.8;font-size:13px}main{padding:20px 28px;max-width:1200px}
 .tiles{display:flex;gap:12px;margin:0 0 18px}.tile{border:1px solid var(--line);border-radius:8px;padding:10px 16px;min-width:110px}
 .tile b{display:block;font-size:24px}.passed b{color:var(--pass)}.failed b{color:var(--fail)}
-.skipped b{color:var(--skip)}.observed b{color:var(--obs)}
+.skipped b{color:var(--skip)}.observed b{color:var(--obs)}.warned b{color:var(--warn)}
+.banner{border:2px solid var(--fail);background:#ffebe9;border-radius:8px;padding:10px 14px;margin:0 0 16px;font-weight:600}
 .filters{margin:0 0 14px}.filters button{border:1px solid var(--line);background:#fff;border-radius:16px;padding:3px 12px;margin-right:6px;cursor:pointer}
 .filters button.on{background:#24292f;color:#fff}
 h2{font-size:16px;border-bottom:1px solid var(--line);padding-bottom:4px;margin-top:26px}
@@ -30,14 +31,14 @@ details{border:1px solid var(--line);border-radius:6px;margin:6px 0;background:#
 summary{padding:7px 10px;cursor:pointer;list-style:none;display:flex;gap:10px;align-items:baseline}
 summary::-webkit-details-marker{display:none}
 .badge{font-size:11px;font-weight:600;padding:1px 7px;border-radius:10px;color:#fff;min-width:62px;text-align:center}
-.b-passed{background:var(--pass)}.b-failed{background:var(--fail)}.b-skipped{background:var(--skip)}.b-observed{background:var(--obs)}
+.b-passed{background:var(--pass)}.b-failed{background:var(--fail)}.b-warned{background:var(--warn)}.b-skipped{background:var(--skip)}.b-observed{background:var(--obs)}
 .id{font-family:ui-monospace,Menlo,monospace;font-size:12.5px;min-width:250px}.sev{font-size:11px;color:#57606a}
 .body{padding:4px 12px 12px;border-top:1px solid var(--line);background:var(--bg)}
 pre{white-space:pre-wrap;word-break:break-all;background:#fff;border:1px solid var(--line);border-radius:6px;padding:8px;font-size:12px;max-height:360px;overflow:auto}
 .msg{margin:8px 0}.src{color:#57606a;font-size:12px}
 table.matrix{border-collapse:collapse;font-size:12.5px}table.matrix th,table.matrix td{border:1px solid var(--line);padding:3px 8px}
 table.matrix td.c{text-align:center;font-weight:600}td.passed{color:var(--pass)}td.failed{color:var(--fail);background:#ffebe9}
-td.skipped{color:var(--skip)}td.observed{color:var(--obs)}
+td.skipped{color:var(--skip)}td.observed{color:var(--obs)}td.warned{color:var(--warn)}
 """
 
 _JS = """
@@ -46,7 +47,7 @@ document.querySelectorAll('.filters button').forEach(b=>b.onclick=()=>{
  const s=b.dataset.s;document.querySelectorAll('details.check').forEach(d=>{d.style.display=(s==='all'||d.dataset.s===s)?'':'none'})});
 """
 
-_ORDER = {"failed": 0, "observed": 1, "skipped": 2, "passed": 3}
+_ORDER = {"failed": 0, "warned": 1, "observed": 2, "skipped": 3, "passed": 4}
 
 
 def _e(value: object) -> str:
@@ -86,7 +87,12 @@ def _summary_html(summary: RunSummary) -> str:
                         f"{f', {bad} failed' if bad else ''})</span></h2>" + "".join(_check_html(c) for c in checks))
     filters = '<div class="filters">' + "".join(
         f'<button data-s="{s}"{" class=on" if s == "all" else ""}>{s}</button>' for s in ("all", *STATUSES)) + "</div>"
-    return f'<div class="tiles">{tiles}</div>{filters}{"".join(sections)}'
+    banner = ""
+    if summary.interrupted:
+        missing = ", ".join(summary.not_run[:40]) + (" ..." if len(summary.not_run) > 40 else "")
+        banner = (f'<div class="banner">INTERRUPTED: this run was stopped before it finished; '
+                  f'{len(summary.not_run)} planned check(s) did not run: {_e(missing)}</div>')
+    return f'{banner}<div class="tiles">{tiles}</div>{filters}{"".join(sections)}'
 
 
 def _label(summary: RunSummary) -> str:

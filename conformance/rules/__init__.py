@@ -7,7 +7,7 @@ incremental pass over an event stream, for live runs, large captures and load te
 
 from __future__ import annotations
 
-from .base import REGISTRY, Rule, Violation, expected, expected_text, register, rule
+from .base import REGISTRY, Rule, Violation, expected, expected_text, register, rules_of
 from .dispatch import check_exchange
 from .errors import check_error_response, envelope_violations, parse_error_body
 from .request import PRIORITY, check_request, error_values, first_request_error
@@ -31,5 +31,5 @@ __all__ = [
     "first_request_error",
     "parse_error_body",
     "register",
-    "rule",
+    "rules_of",
 ]

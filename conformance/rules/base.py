@@ -1,10 +1,10 @@
 """Rule registry and the Violation record.
 
 Every check has a stable id (`stream.done-last`), a title, a kind (which part of an Exchange it
-reads), a severity (`must`: documented contract; `should`: observed production behaviour clients
-rely on) and a source (the doc or research item that says why it exists). Checks are plain
-functions, in the schemathesis style; the registry is how reports, fault modes and the suite
-refer to them.
+reads) and its provenance: the keys of docs/sources.md it cites. Provenance decides severity, in one
+place (`conformance.provenance`): `must` only when a vendor documentation key is cited, `should`
+when the rule rests on research alone. Checks are plain functions, in the schemathesis style; the
+registry is how reports, fault modes and the suite refer to them.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..provenance import parse_cites, severity_of
+
 KINDS = ("request", "response", "stream", "error", "schema")
 
 
@@ -20,8 +22,8 @@ KINDS = ("request", "response", "stream", "error", "schema")
 class Violation:
     """One broken rule: where (entry, SSE event index, JSON pointer) and what (expected vs received).
 
-    `level` is "error" for violations and "warning" for strict-mode findings (unknown fields) and
-    should-level advice that must not fail a validation run.
+    `level` follows the rule's severity: "error" for a `must` rule, "warning" for a `should` rule
+    (strict-mode unknown fields, production advice), which never fails a validation run.
     """
 
     rule: str
@@ -29,7 +31,13 @@ class Violation:
     entry: int = 0
     event: int | None = None
     pointer: str = ""
-    level: str = "error"
+    level: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.level:
+            rule = REGISTRY.get(self.rule)
+            object.__setattr__(self, "level", "warning" if rule is not None and rule.severity == "should"
+                               else "error")
 
     def as_dict(self) -> dict[str, Any]:
         return {"rule": self.rule, "entry": self.entry, "event": self.event,
@@ -38,38 +46,48 @@ class Violation:
 
 @dataclass(frozen=True)
 class Rule:
+    """One declaration per rule: what it checks, where it runs, and why it exists.
+
+    `needs`: the scenario tags `chatconf run` evaluates it on (empty: the kind's default traffic).
+    """
+
     id: str
     title: str
     kind: str
-    severity: str = "must"
-    source: str = ""
+    cites: tuple[str, ...]
     func: Callable[..., Any] | None = None
+    needs: frozenset[str] = frozenset()
+
+    @property
+    def severity(self) -> str:
+        return severity_of(self.cites)
+
+    @property
+    def source(self) -> str:
+        return ", ".join(self.cites)
 
 
 REGISTRY: dict[str, Rule] = {}
 
 
-def register(rule_id: str, title: str, *, kind: str, severity: str = "must", source: str = "",
+def register(rule_id: str, title: str, *, kind: str, cites: str, needs: str = "",
              func: Callable[..., Any] | None = None) -> Rule:
-    """Add a rule to the registry (ids are unique and stable: reports and fault modes use them)."""
+    """Add a rule to the registry (ids are unique and stable: reports and fault modes use them).
+
+    `cites`: space-separated keys of docs/sources.md; they decide the severity.
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown rule kind {kind!r}")
-    if severity not in ("must", "should"):
-        raise ValueError(f"unknown severity {severity!r}")
     if rule_id in REGISTRY:
         raise ValueError(f"duplicate rule id {rule_id!r}")
-    rule = Rule(rule_id, title, kind, severity, source, func)
+    rule = Rule(rule_id, title, kind, parse_cites(cites), func, frozenset(needs.split()))
     REGISTRY[rule_id] = rule
     return rule
 
 
-def rule(rule_id: str, title: str, *, kind: str, severity: str = "must",
-         source: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator form of `register` for function rules."""
-    def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
-        register(rule_id, title, kind=kind, severity=severity, source=source, func=func)
-        return func
-    return wrap
+def rules_of(kind: str) -> list[Rule]:
+    """The registered rules of one kind that run as functions, in declaration order."""
+    return [r for r in REGISTRY.values() if r.kind == kind and r.func is not None]
 
 
 def expected(what: str, received: Any) -> str:

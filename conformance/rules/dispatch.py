@@ -40,7 +40,7 @@ def check_exchange(ex: Exchange, profile: Profile, *, strict: bool = False) -> I
         if req_body is not None:
             yield from _entry(check_request(req_body, profile), ex.entry)
         checker = StreamChecker(profile, req_body, entry=ex.entry, strict=strict,
-                                headers=ex.headers if ex.headers else None)
+                                headers=ex.headers if ex.headers else None, sent_at=ex.sent_at)
         for ev in events:
             yield from checker.feed(ev)
         yield from checker.finish(ex.transport_error)
@@ -89,4 +89,5 @@ def _completion(ex: Exchange, body: object, profile: Profile, strict: bool,
     strict_v = schemas_for(profile, True).completion if strict else None
     yield from schema_findings(schemas_for(profile).completion, strict_v, body, "schema.completion",
                                entry=ex.entry)
-    yield from check_response_body(body, profile, request=req_body, headers=ex.headers, entry=ex.entry)
+    yield from check_response_body(body, profile, request=req_body, headers=ex.headers, entry=ex.entry,
+                                   sent_at=ex.sent_at)

@@ -18,17 +18,25 @@ from .base import Violation, expected, expected_text, register
 from .schema_rules import schema_findings, schemas_for
 
 register("error.envelope", "an error response body is a JSON (or SSE data:) object with an `error` object",
-         kind="error", source="seed 001 error response; E1; C4, C5")
-register("error.status-type", "error.type fits the HTTP status", kind="error",
-         source="E2; C4, C9, C41, C42 (profile status_types)")
+         kind="error", cites="001:error-response E1 C4 C5")
+register("error.status-type", "error.type fits the HTTP status", kind="error", cites="E2 C4 C41 C42")
 register("error.stream-body-sse", "errors on stream:true requests come as a `data: {...}` SSE body",
-         kind="error", severity="should", source="C5 (openai-node shows '400 data: {\"error\":...}')")
+         kind="error", cites="C5", needs="stream-error")
 register("error.code-snake-case", "error.code is snake_case (or a documented native code)", kind="error",
-         severity="should", source="research s0 finding 3; s3 error table")
-register("error.request-id", "error id / request_id agree with x-request-id", kind="error",
-         severity="should", source="C3 (id == 'chatcmpl-' + request id)")
+         cites="C4 C42")
+register("error.request-id", "error id / request_id agree with x-request-id", kind="error", cites="C3")
 register("error.status-code", "an error envelope never comes with a 2xx status", kind="error",
-         source="E1; C6 (only mid-stream errors ride on a committed 200)")
+         cites="001:error-codes 001:error-response E1 C6")
+register("error.content-type", "an error answer is served as JSON (an SSE data: body as text/event-stream)",
+         kind="error", cites="001:http-api 001:error-response C5")
+register("error.no-leak", "error messages carry no stack trace or server file path", kind="error", cites="SEC1")
+
+_LEAKS = re.compile(
+    r"Traceback \(most recent call last\)"            # Python
+    r"|\bFile \"[^\"]+\", line \d+"                   # Python frame
+    r"|\bat [\w$.<>]+\([\w$]+\.(?:java|kt|scala|cs):\d+\)"  # JVM / .NET frame
+    r"|(?:^|[\s'\"(=])/(?:usr|home|opt|srv|var|app|root|tmp|workspace)/[\w./-]+\.(?:py|js|ts|go|java|rb|rs)\b"
+    r"|\b[A-Za-z]:\\(?:[\w .-]+\\)+[\w .-]+\.(?:py|cs|java|js)\b")
 
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 NATIVE_CODES = frozenset({
@@ -78,12 +86,17 @@ def envelope_violations(obj: Any, profile: Profile, *, status: int | None,
     out = schema_findings(schemas.error, strict_v, obj, "schema.error", entry=entry, event=event,
                           seen_unknown=seen_unknown)
     err = obj["error"]
+    message = err.get("message")
+    if isinstance(message, str) and (leak := _LEAKS.search(message)):
+        out.append(Violation("error.no-leak", expected_text("an error message without internals",
+                                                            f"{leak.group(0).strip()!r} in the message"),
+                             entry=entry, event=event, pointer="/error/message"))
     for check in (_status_type, _code_snake_case):
         v = check(err, profile, status)
         if v is not None:
-            out.append(Violation(v[0], v[1], entry=entry, event=event, pointer=v[2],
-                                 level="warning" if v[0] == "error.code-snake-case" else "error"))
-    out.extend(_request_id(obj, headers, entry=entry, event=event))
+            out.append(Violation(v[0], v[1], entry=entry, event=event, pointer=v[2]))
+    if profile.rule("request_id_in_id"):
+        out.extend(_request_id(obj, headers, entry=entry, event=event))
     return out
 
 
@@ -127,11 +140,23 @@ def _request_id(obj: dict[str, Any], headers: Mapping[str, str] | None, *, entry
     out = []
     if ref and isinstance(body_id, str) and body_id not in (f"chatcmpl-{ref}", ref):
         out.append(Violation("error.request-id", expected(f"id 'chatcmpl-{ref}'", body_id), entry=entry,
-                             event=event, pointer="/id", level="warning"))
+                             event=event, pointer="/id"))
     if rid_header and isinstance(body_rid, str) and body_rid not in (rid_header, f"chatcmpl-{rid_header}"):
         out.append(Violation("error.request-id", expected(f"request_id {rid_header!r}", body_rid),
-                             entry=entry, event=event, pointer="/request_id", level="warning"))
+                             entry=entry, event=event, pointer="/request_id"))
     return out
+
+
+def _content_type_problem(headers: Mapping[str, str], as_sse: bool) -> str | None:
+    """JSON bodies are application/json (+json suffixes too); an SSE-framed error body (C5) may also be
+    text/event-stream. Only judged when the capture kept the header."""
+    raw = headers.get("content-type") if headers else None
+    if raw is None:
+        return None
+    media = raw.split(";", 1)[0].strip().lower()
+    if media == "application/json" or media.endswith("+json") or (as_sse and media == "text/event-stream"):
+        return None
+    return expected("Content-Type application/json for an error answer", raw)
 
 
 def check_error_response(*, status: int | None, headers: Mapping[str, str], body: Any,
@@ -150,11 +175,14 @@ def check_error_response(*, status: int | None, headers: Mapping[str, str], body
         out.append(Violation("error.status-code", expected("a 4xx/5xx status with an error envelope", status),
                              entry=entry, pointer=""))
     out.extend(envelope_violations(obj, profile, status=status, headers=headers, entry=entry, strict=strict))
+    ctype = _content_type_problem(headers, as_sse)
+    if ctype is not None:
+        out.append(Violation("error.content-type", ctype, entry=entry))
     stream_req = isinstance(request_body, dict) and request_body.get("stream") is True
     if stream_req and status is not None and status >= 400 and is_envelope(obj) and not as_sse \
             and profile.rule("stream_error_body", "sse") == "sse":
         out.append(Violation("error.stream-body-sse",
                              expected_text("a `data: {...}` SSE body for a stream:true request",
                                            "plain JSON"),
-                             entry=entry, level="warning"))
+                             entry=entry))
     return out

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..profiles import Profile
 from ..schemas import SchemaError
-from .base import REGISTRY, Violation, expected, expected_text, register
+from .base import Violation, expected, expected_text, register, rules_of
 from .schema_rules import schemas_for
 
 Body = dict[str, Any]
@@ -35,24 +35,24 @@ _RANGE_PARAMS = {
 # -- registry entries for the schema-mapped ids ---------------------------------------------------
 
 _SCHEMA_RULES = [
-    ("request.model-required", "`model` is a non-empty string", "seed 001 request parameters; C8"),
-    ("request.messages-nonempty", "`messages` is a non-empty array", "seed 001; C30 ('[] is too short')"),
-    ("request.role-allowed", "every message role is one the profile allows", "seed 001; C29 (developer)"),
-    ("request.content-required", "system/user/tool messages carry content", "C30"),
-    ("request.temperature-range", "temperature inside the documented range", "seed 001 [0, 2); C32"),
-    ("request.top_p-range", "top_p inside the documented range", "seed 001 (0, 1.0); C33"),
-    ("request.presence_penalty-range", "presence_penalty inside [-2, 2]", "seed 001; C34"),
-    ("request.n-range", "n inside the documented range", "seed 001 1..4; C34"),
-    ("request.max_tokens-range", "max_tokens in [1, model output limit]", "seed 001; C34"),
-    ("request.seed-range", "seed inside the documented range", "seed 001 uint64; C35"),
-    ("request.stop-homogeneous", "stop is a string or a homogeneous array", "seed 001 note; C36"),
-    ("request.tools-nonempty", "tools, when given, is non-empty", "C25 ('[] is too short - tools')"),
-    ("request.tool-name", "tool names are [A-Za-z0-9_-]{1,64}", "seed 001 tools; C25"),
-    ("request.n-with-tools", "n is 1 when tools are given", "seed 001 n note; C25"),
-    ("request.schema", "request body matches the request schema", "seed 001 request parameters; R8"),
+    ("request.model-required", "`model` is a non-empty string", "001:param-model C8"),
+    ("request.messages-nonempty", "`messages` is a non-empty array", "001:param-messages C30"),
+    ("request.role-allowed", "every message role is one the profile allows", "001:param-messages C29"),
+    ("request.content-required", "system/user/tool messages carry content", "001:param-messages C30"),
+    ("request.temperature-range", "temperature inside the documented range", "001:param-temperature C32"),
+    ("request.top_p-range", "top_p inside the documented range", "001:param-top_p C33"),
+    ("request.presence_penalty-range", "presence_penalty inside [-2, 2]", "001:param-presence_penalty C34"),
+    ("request.n-range", "n inside the documented range", "001:param-n C34"),
+    ("request.max_tokens-range", "max_tokens is a positive integer", "001:param-max_tokens C34"),
+    ("request.seed-range", "seed inside the documented range", "001:param-seed C35"),
+    ("request.stop-homogeneous", "stop is a string or a homogeneous array", "001:param-stop C36"),
+    ("request.tools-nonempty", "tools, when given, is non-empty", "C25"),
+    ("request.tool-name", "tool names are [A-Za-z0-9_-]{1,64}", "001:param-tools C25"),
+    ("request.n-with-tools", "n is 1 when tools are given", "001:param-n C25"),
+    ("request.schema", "request body matches the request schema", "001:param-model 001:param-messages R8"),
 ]
-for _id, _title, _source in _SCHEMA_RULES:
-    register(_id, _title, kind="request", source=_source)
+for _id, _title, _cites in _SCHEMA_RULES:
+    register(_id, _title, kind="request", cites=_cites)
 
 PRIORITY = (
     "request.schema-body",  # pseudo-id: the body is not even an object (reported as request.schema)
@@ -67,6 +67,7 @@ PRIORITY = (
     "request.presence_penalty-range",
     "request.n-range",
     "request.max_tokens-range",
+    "request.max_tokens-limit",
     "request.seed-range",
     "request.stop-homogeneous",
     "request.tools-nonempty",
@@ -180,17 +181,10 @@ def schema_violations(body: Any, profile: Profile) -> list[Violation]:
 
 # -- cross-field rules ----------------------------------------------------------------------------
 
-_CROSS: list[tuple[str, RequestCheck]] = []
-
-
-def request_rule(rule_id: str, title: str = "", *, source: str = "", severity: str = "must"
-                 ) -> Callable[[RequestCheck], RequestCheck]:
-    """Register a cross-field request rule (it only ever sees a dict body). A rule id already in
-    the registry (a schema-mapped id with an extra, non-schema part) is not registered twice."""
+def request_rule(rule_id: str, title: str, *, cites: str) -> Callable[[RequestCheck], RequestCheck]:
+    """Register a cross-field request rule (it only ever sees a dict body)."""
     def wrap(func: RequestCheck) -> RequestCheck:
-        if rule_id not in REGISTRY:
-            register(rule_id, title, kind="request", severity=severity, source=source, func=func)
-        _CROSS.append((rule_id, func))
+        register(rule_id, title, kind="request", cites=cites, func=func)
         return func
     return wrap
 
@@ -210,8 +204,7 @@ def _tool_call_ids(msg: dict[str, Any]) -> list[str | None]:
             for c in calls]
 
 
-@request_rule("request.system-first", "a system message may only be messages[0]",
-              source="seed 001 ('The system role can only appear in messages[0]'); C30")
+@request_rule("request.system-first", "a system message may only be messages[0]", cites="001:param-messages C30")
 def system_first(body: Body, profile: Profile) -> Iterator[Violation]:
     """DashScope documents system as first-only; OpenAI-style profiles switch this off."""
     if not profile.rule("system_only_first"):
@@ -224,7 +217,7 @@ def system_first(body: Body, profile: Profile) -> Iterator[Violation]:
 
 
 @request_rule("request.last-message-role", "the last message has a role the profile allows last",
-              source="seed 001 ('the last element must have the user role'); C30")
+              cites="001:param-messages C30")
 def last_message_role(body: Body, profile: Profile) -> Iterator[Violation]:
     """An assistant prefix with `partial: true` is DashScope's documented continuation (C30)."""
     allowed = profile.rule("last_message_roles")
@@ -240,8 +233,7 @@ def last_message_role(body: Body, profile: Profile) -> Iterator[Violation]:
                         pointer=f"/messages/{i}/role")
 
 
-@request_rule("request.tool-after-tool-calls", "a tool message answers a preceding assistant tool call",
-              source="C26 ('must be a response to a preceeding message with tool_calls')")
+@request_rule("request.tool-after-tool-calls", "a tool message answers a preceding assistant tool call", cites="C26")
 def tool_after_tool_calls(body: Body, profile: Profile) -> Iterator[Violation]:
     """Tool results must follow the assistant turn that asked for them (an id, when given, must match)."""
     open_ids: list[str | None] | None = None   # ids of the assistant turn the tool run answers
@@ -263,8 +255,7 @@ def tool_after_tool_calls(body: Body, profile: Profile) -> Iterator[Violation]:
             open_ids = _tool_call_ids(msg) if role == "assistant" else None
 
 
-@request_rule("request.tool-calls-answered", "every assistant tool call is answered by a tool message",
-              source="C26 ('must be followed by tool messages responding to each tool_call_id')")
+@request_rule("request.tool-calls-answered", "every assistant tool call is answered by a tool message", cites="C26")
 def tool_calls_answered(body: Body, profile: Profile) -> Iterator[Violation]:
     """Match answers by tool_call_id; id-less answers (the seed's own loop) count in order when the
     profile does not require ids (rule tool_call_id_required false)."""
@@ -296,8 +287,7 @@ def _model(body: Body, profile: Profile) -> Any:
     return profile.model(body.get("model")) if isinstance(body.get("model"), str) else None
 
 
-@request_rule("request.n-model", "n > 1 only on models that support it",
-              source="seed 001 ('Supported only for the qwen-plus model'); drift n_on_other_models")
+@request_rule("request.n-model", "n > 1 only on models that support it", cites="001:param-n")
 def n_model(body: Body, profile: Profile) -> Iterator[Violation]:
     """Only judged for models the profile knows; unknown models are someone else's contract."""
     info = _model(body, profile)
@@ -306,21 +296,20 @@ def n_model(body: Body, profile: Profile) -> Iterator[Violation]:
         yield Violation("request.n-model", expected(f"n == 1 for model {info.name}", n), pointer="/n")
 
 
-@request_rule("request.max_tokens-range")
+@request_rule("request.max_tokens-limit", "max_tokens within the model's output limit", cites="C34")
 def max_tokens_upper(body: Body, profile: Profile) -> Iterator[Violation]:
-    """The upper bound is per model (ModelInfo.max_output_tokens); reported as max_tokens-range."""
+    """The upper bound is per model (ModelInfo.max_output_tokens), which the documentation does not list."""
     info = _model(body, profile)
     value = body.get("max_tokens")
     if info is None or not info.known or not info.max_output_tokens:
         return
     if isinstance(value, int) and not isinstance(value, bool) and value > info.max_output_tokens:
-        yield Violation("request.max_tokens-range",
+        yield Violation("request.max_tokens-limit",
                         expected(f"max_tokens <= {info.max_output_tokens} for {info.name}", value),
                         pointer="/max_tokens")
 
 
-@request_rule("request.stream-only-model", "stream-only models are called with stream: true",
-              source="C16 ('This model only support stream mode')")
+@request_rule("request.stream-only-model", "stream-only models are called with stream: true", cites="C16")
 def stream_only_model(body: Body, profile: Profile) -> Iterator[Violation]:
     """QwQ/QVQ reject non-stream calls outright."""
     info = _model(body, profile)
@@ -340,7 +329,7 @@ def _thinking_on(body: Body, info: Any) -> bool:
 
 
 @request_rule("request.thinking-non-stream", "thinking on a model without non-stream thinking needs stream",
-              source="C16 ('enable_thinking must be set to false for non-streaming calls'); C17")
+              cites="C16 C17")
 def thinking_non_stream(body: Body, profile: Profile) -> Iterator[Violation]:
     """Open-source Qwen3 defaults thinking on and refuses it without streaming; qwen-plus allows it."""
     info = _model(body, profile)
@@ -356,8 +345,7 @@ def thinking_non_stream(body: Body, profile: Profile) -> Iterator[Violation]:
                     pointer=pointer)
 
 
-@request_rule("request.enable_thinking-supported", "enable_thinking only on models that think",
-              source="C18 ('InvalidParameter.NotSupportEnableThinking')")
+@request_rule("request.enable_thinking-supported", "enable_thinking only on models that think", cites="C18")
 def enable_thinking_supported(body: Body, profile: Profile) -> Iterator[Violation]:
     """enable_thinking: true on a model without a thinking mode is rejected."""
     info = _model(body, profile)
@@ -367,8 +355,7 @@ def enable_thinking_supported(body: Body, profile: Profile) -> Iterator[Violatio
                         pointer="/enable_thinking")
 
 
-register("request.model-unknown", "the model id is one the profile lists", kind="request",
-         source="C8 (404 model_not_found; ids are case-sensitive)")
+register("request.model-unknown", "the model id is one the profile lists", kind="request", cites="C8")
 
 
 def model_unknown(body: Body, profile: Profile) -> Iterator[Violation]:
@@ -389,8 +376,8 @@ def check_request(body: Any, profile: Profile, *, check_model: bool = False) -> 
         return out
     if check_model:
         out.extend(model_unknown(body, profile))
-    for _rule_id, func in _CROSS:
-        out.extend(func(body, profile))
+    for rule in rules_of("request"):
+        out.extend(rule.func(body, profile))  # type: ignore[misc]
     return out
 
 

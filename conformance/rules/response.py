@@ -13,7 +13,7 @@ from typing import Any
 
 from ..jsonutil import JSONError, loads
 from ..profiles import Profile
-from .base import Violation, expected, expected_text, register
+from .base import Violation, expected, expected_text, register, rules_of
 
 _EMPTY: dict[str, Any] = {}
 
@@ -25,9 +25,10 @@ class ResponseContext:
     request: dict[str, Any] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     entry: int = 0
+    sent_at: float | None = None
 
-    def v(self, rule_id: str, message: str, pointer: str = "", level: str = "error") -> Violation:
-        return Violation(rule_id, message, entry=self.entry, pointer=pointer, level=level)
+    def v(self, rule_id: str, message: str, pointer: str = "") -> Violation:
+        return Violation(rule_id, message, entry=self.entry, pointer=pointer)
 
     def choices(self) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
         """(position, choice, message) for every well-formed choice."""
@@ -41,14 +42,11 @@ class ResponseContext:
 
 
 ResponseCheck = Callable[[ResponseContext], Iterator[Violation]]
-RESPONSE_CHECKS: list[ResponseCheck] = []
 
 
-def response_rule(rule_id: str, title: str, *, source: str, severity: str = "must"
-                  ) -> Callable[[ResponseCheck], ResponseCheck]:
+def response_rule(rule_id: str, title: str, *, cites: str, needs: str = "") -> Callable[[ResponseCheck], ResponseCheck]:
     def wrap(func: ResponseCheck) -> ResponseCheck:
-        register(rule_id, title, kind="response", severity=severity, source=source, func=func)
-        RESPONSE_CHECKS.append(func)
+        register(rule_id, title, kind="response", cites=cites, needs=needs, func=func)
         return func
     return wrap
 
@@ -85,6 +83,51 @@ def answer_tokens(usage: Any) -> int | None:
         if type(details.get("text_tokens")) is int:
             estimates.append(details["text_tokens"])
     return min(estimates)
+
+
+EARLIEST_CREATED = 1_420_070_400   # 2015-01-01: no chat completion is older
+LATEST_CREATED = 4_102_444_800     # 2100-01-01: larger values are milliseconds (or garbage)
+CLOCK_SKEW_S = 86_400
+
+
+def created_problem(created: Any, sent_at: float | None) -> str | None:
+    """`created` is UNIX time in seconds: in a plausible range, and within a day of the request
+    when the send time is known (live traffic); captures of any age only get the range check."""
+    if type(created) is not int:
+        return None  # the schema reports the type
+    if created >= LATEST_CREATED * 100:
+        return expected("created in UNIX seconds", created) + " (milliseconds?)"
+    if not EARLIEST_CREATED <= created < LATEST_CREATED:
+        return expected("created in UNIX seconds between 2015 and 2100", created)
+    if sent_at is not None and abs(created - sent_at) > CLOCK_SKEW_S:
+        return expected(f"created within a day of the request time ({int(sent_at)})", created)
+    return None
+
+
+def model_problem(request: Any, answered: Any) -> str | None:
+    """The answer names the requested model, or a snapshot or alias of it (one id a prefix of the
+    other, compared case-insensitively and by the last path segment); anything else is unrelated."""
+    requested = request.get("model") if isinstance(request, dict) else None
+    if not (isinstance(requested, str) and requested and isinstance(answered, str) and answered):
+        return None
+    want, got = requested.lower(), answered.lower()
+    for a, b in ((want, got), (want.rsplit("/", 1)[-1], got.rsplit("/", 1)[-1])):
+        if a.startswith(b) or b.startswith(a):
+            return None
+    return expected(f"the requested model {requested!r} or a snapshot of it", answered)
+
+
+def usage_plausibility(usage: Any, request: Any, answered: bool) -> tuple[str, str] | None:
+    """Counts that cannot be true: no prompt tokens for a prompt, no completion tokens for an answer."""
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    has_prompt = isinstance(request, dict) and isinstance(request.get("messages"), list) and request["messages"]
+    if has_prompt and prompt == 0:
+        return "/prompt_tokens", expected("prompt_tokens >= 1 for a non-empty prompt", prompt)
+    if answered and completion == 0:
+        return "/completion_tokens", expected("completion_tokens >= 1 for a non-empty answer", completion)
+    return None
 
 
 def max_tokens_of(request: Any) -> int | None:
@@ -137,31 +180,53 @@ def arguments_problem(arguments: Any, label: str = "arguments") -> str | None:
 
 # -- rules ------------------------------------------------------------------------------------------
 
-def content_type_violation(headers: Mapping[str, str], want: str, rule_id: str, entry: int,
-                           level: str = "error") -> Violation | None:
+def content_type_violation(headers: Mapping[str, str], want: str, rule_id: str, entry: int) -> Violation | None:
     """Only judged when the capture kept the header (bare .json/.sse files have none)."""
     raw = headers.get("content-type")
     if raw is None:
         return None
     media = raw.split(";", 1)[0].strip().lower()
     if media != want:
-        return Violation(rule_id, expected(f"Content-Type {want}", raw), entry=entry, level=level)
+        return Violation(rule_id, expected(f"Content-Type {want}", raw), entry=entry)
     return None
 
 
 register("response.content-type", "a non-stream answer is application/json", kind="response",
-         source="C2; seed 001 HTTP samples")
+         cites="001:http-api C2")
 
 
-@response_rule("response.usage-arithmetic", "usage totals add up", source="N5; seed 001 usage table")
+@response_rule("response.usage-arithmetic", "usage counts add up and are plausible",
+               cites="001:response-parameters N5 S19")
 def usage_arithmetic(ctx: ResponseContext) -> Iterator[Violation]:
-    """total_tokens is documented as the sum of prompt and completion tokens."""
-    problem = usage_problem(ctx.body.get("usage"))
+    """total_tokens is documented as the sum of prompt and completion tokens; a prompt or an
+    answer counted as zero tokens is a made-up number."""
+    usage = ctx.body.get("usage")
+    answered = any(msg.get("content") or msg.get("tool_calls") for _, _, msg in ctx.choices())
+    problem = usage_problem(usage) or usage_plausibility(usage, ctx.request, answered)
     if problem:
         yield ctx.v("response.usage-arithmetic", problem[1], "/usage" + problem[0])
 
 
-@response_rule("response.choices-count", "one choice per requested n", source="N2; seed 001 n")
+@response_rule("response.created-plausible", "created is a UNIX time in seconds, near the request time",
+               cites="001:response-parameters C2")
+def created_plausible(ctx: ResponseContext) -> Iterator[Violation]:
+    """The response table documents `created` as UNIX seconds; milliseconds or 0 break every client
+    that turns it into a date."""
+    problem = created_problem(ctx.body.get("created"), ctx.sent_at)
+    if problem:
+        yield ctx.v("response.created-plausible", problem, "/created")
+
+
+@response_rule("response.model-matches", "the answer's model is the requested one (or a snapshot of it)",
+               cites="S6 C2")
+def model_matches(ctx: ResponseContext) -> Iterator[Violation]:
+    """Gateways that route to another model than asked for must say so; an unrelated id is a misroute."""
+    problem = model_problem(ctx.request, ctx.body.get("model"))
+    if problem:
+        yield ctx.v("response.model-matches", problem, "/model")
+
+
+@response_rule("response.choices-count", "one choice per requested n", cites="001:param-n N2", needs="nonstream n")
 def choices_count(ctx: ResponseContext) -> Iterator[Violation]:
     """len(choices) == n (default 1); needs the request."""
     if ctx.request is None:
@@ -174,7 +239,7 @@ def choices_count(ctx: ResponseContext) -> Iterator[Violation]:
                     "/choices")
 
 
-@response_rule("response.choice-index", "choices[i].index == i", source="N2")
+@response_rule("response.choice-index", "choices[i].index == i", cites="001:response-parameters N2")
 def choice_index(ctx: ResponseContext) -> Iterator[Violation]:
     """Clients pair choices by index; it must be the array position."""
     for i, ch, _ in ctx.choices():
@@ -184,7 +249,7 @@ def choice_index(ctx: ResponseContext) -> Iterator[Violation]:
 
 
 @response_rule("response.content-or-tool-calls", "message content is a string, or null only with tool calls",
-               source="N3; C24 (DashScope sends content \"\" with tool calls)")
+               cites="001:response-parameters N3 C24")
 def content_or_tool_calls(ctx: ResponseContext) -> Iterator[Violation]:
     """A null/missing content is only meaningful when the turn is a tool call."""
     for i, _, msg in ctx.choices():
@@ -199,7 +264,7 @@ def content_or_tool_calls(ctx: ResponseContext) -> Iterator[Violation]:
 
 
 @response_rule("response.tool-arguments-json", "tool-call arguments are JSON object text",
-               source="N6; C27")
+               cites="001:tool-example N6 C27", needs="nonstream tools")
 def tool_arguments_json(ctx: ResponseContext) -> Iterator[Violation]:
     """Clients json.loads the arguments; "" is read as {} (C23)."""
     for i, _, msg in ctx.choices():
@@ -211,7 +276,8 @@ def tool_arguments_json(ctx: ResponseContext) -> Iterator[Violation]:
                             f"/choices/{i}/message/tool_calls/{j}/function/arguments")
 
 
-@response_rule("response.tool-name-offered", "called tools are among the offered tools", source="N6")
+@response_rule("response.tool-name-offered", "called tools are among the offered tools",
+               cites="001:tool-example N6", needs="nonstream tools")
 def tool_name_offered(ctx: ResponseContext) -> Iterator[Violation]:
     """A call to a tool the client never offered cannot be dispatched; needs the request."""
     names = offered_tool_names(ctx.request)
@@ -227,7 +293,7 @@ def tool_name_offered(ctx: ResponseContext) -> Iterator[Violation]:
 
 
 @response_rule("response.finish-tool-calls", "tool calls and finish_reason tool_calls go together",
-               source="S27; N6; F6")
+               cites="S27 N6 F6", needs="nonstream tools")
 def finish_tool_calls(ctx: ResponseContext) -> Iterator[Violation]:
     """With a forced tool_choice, OpenAI-style servers finish with "stop"; that is accepted."""
     forced = forced_tool_choice(ctx.request)
@@ -243,7 +309,8 @@ def finish_tool_calls(ctx: ResponseContext) -> Iterator[Violation]:
                         f"/choices/{i}/message")
 
 
-@response_rule("response.finish-length", "completion tokens respect max_tokens", source="S20; C34")
+@response_rule("response.finish-length", "completion tokens respect max_tokens", cites="001:param-max_tokens S20",
+               needs="nonstream length")
 def finish_length(ctx: ResponseContext) -> Iterator[Violation]:
     """A server that ignores max_tokens bills beyond the cap; needs the request's max_tokens."""
     cap = completion_token_cap(ctx.request)
@@ -253,22 +320,21 @@ def finish_length(ctx: ResponseContext) -> Iterator[Violation]:
                     "/usage/completion_tokens")
 
 
-@response_rule("response.id-prefix", "completion id starts with chatcmpl-", severity="should",
-               source="C2, C3")
+@response_rule("response.id-prefix", "completion id starts with chatcmpl-", cites="C2 C3")
 def id_prefix(ctx: ResponseContext) -> Iterator[Violation]:
     """Clients and logs correlate by the chatcmpl- id."""
     rid = ctx.body.get("id")
     if isinstance(rid, str) and not rid.startswith("chatcmpl-"):
-        yield ctx.v("response.id-prefix", expected("an id starting with 'chatcmpl-'", rid), "/id", "warning")
+        yield ctx.v("response.id-prefix", expected("an id starting with 'chatcmpl-'", rid), "/id")
 
 
-@response_rule("response.request-id", "body id is chatcmpl- + x-request-id", severity="should", source="C3")
+@response_rule("response.request-id", "body id is chatcmpl- + x-request-id", cites="C3")
 def request_id(ctx: ResponseContext) -> Iterator[Violation]:
     """Support tickets quote the request id; only judged when the header was captured."""
-    header = ctx.headers.get("x-request-id")
+    header = ctx.headers.get("x-request-id") if ctx.profile.rule("request_id_in_id") else None
     rid = ctx.body.get("id")
     if header and isinstance(rid, str) and rid != f"chatcmpl-{header}":
-        yield ctx.v("response.request-id", expected(f"id 'chatcmpl-{header}'", rid), "/id", "warning")
+        yield ctx.v("response.request-id", expected(f"id 'chatcmpl-{header}'", rid), "/id")
 
 
 def _calls(msg: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -280,11 +346,12 @@ def _calls(msg: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def check_response_body(body: dict[str, Any], profile: Profile, *, request: Any = None,
-                        headers: Mapping[str, str] | None = None, entry: int = 0) -> list[Violation]:
+                        headers: Mapping[str, str] | None = None, entry: int = 0,
+                        sent_at: float | None = None) -> list[Violation]:
     """All response.* rules except content-type (the caller knows whether a header exists)."""
     ctx = ResponseContext(body, profile, request if isinstance(request, dict) else None,
-                          headers or {}, entry)
+                          headers or {}, entry, sent_at)
     out: list[Violation] = []
-    for check in RESPONSE_CHECKS:
-        out.extend(check(ctx))
+    for rule in rules_of("response"):
+        out.extend(rule.func(ctx))  # type: ignore[misc]
     return out

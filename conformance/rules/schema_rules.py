@@ -14,13 +14,12 @@ from ..schemas import DOCUMENTS, SchemaSet, SchemaValidator, build_schema, schem
 from .base import Violation, register
 
 register("schema.completion", "a non-stream body matches the chat.completion schema", kind="schema",
-         source="seed 001 response parameters; N1; C2")
+         cites="001:response-parameters 001:sample-nonstream N1 C2", needs="nonstream")
 register("schema.chunk", "every stream chunk matches the chat.completion.chunk schema", kind="schema",
-         source="seed 001 streaming sample; S2; C10, C13")
+         cites="001:sample-stream S2 C10 C13", needs="stream")
 register("schema.error", "an error body matches the error envelope schema", kind="schema",
-         source="seed 001 error response; E1; C4")
-register("schema.unknown-field", "strict mode: fields the schema does not list", kind="schema",
-         severity="should", source="conformance-anchors s C (compat vs strict)")
+         cites="001:error-response E1 C4", needs="error")
+register("schema.unknown-field", "strict mode: fields the schema does not list", kind="schema", cites="N1")
 
 MAX_ERRORS_PER_OBJECT = 20
 
@@ -50,7 +49,7 @@ def schema_findings(validator: SchemaValidator, strict: SchemaValidator | None, 
                     continue
                 seen_unknown.add(key)
             out.append(Violation("schema.unknown-field", err.message, entry=entry, event=event,
-                                 pointer=err.pointer, level="warning"))
+                                 pointer=err.pointer))
     return out
 
 

@@ -28,45 +28,49 @@ from .response import (
     arguments_problem,
     completion_token_cap,
     content_type_violation,
+    created_problem,
     forced_tool_choice,
+    model_problem,
+    usage_plausibility,
     usage_problem,
 )
 from .schema_rules import schema_findings, schemas_for
 
 _S = "stream."
 _RULES = [
-    # id, title, severity, source
-    ("content-type", "a stream is text/event-stream", "must", "S1; seed 001 streaming"),
-    ("json", "every data frame but [DONE] is a JSON object", "must", "S2"),
-    ("same-id", "id is the same on every chunk", "must", "S4; C10"),
-    ("same-created", "created is the same on every chunk", "must", "S5; C10"),
-    ("same-model", "model is the same on every chunk", "must", "S6; C10"),
-    ("role-first", "the first chunk of each choice carries role assistant", "must", "S7; C10, C15, C22"),
-    ("role-once", "role does not reappear after the first chunk", "must", "S8"),
-    ("one-finish", "exactly one non-null finish_reason per choice", "must", "S10, S11"),
-    ("no-content-after-finish", "no content for a choice after its finish chunk", "must", "S12; C12"),
-    ("choice-indices", "choice indices are 0..n-1", "must", "S21; N2"),
-    ("usage-last", "with include_usage, one choices:[] usage chunk after the finish chunks", "must",
-     "S16; C10"),
-    ("usage-null-elsewhere", "chunks with choices carry usage null", "must", "S17; C10; vllm#7262"),
-    ("usage-only-when-asked", "no usage without stream_options.include_usage", "must", "S18; C11"),
-    ("usage-arithmetic", "usage totals add up", "must", "S19"),
-    ("finish-tool-calls", "streamed tool calls finish with tool_calls", "must", "S27; C22"),
-    ("finish-length", "completion tokens respect max_tokens", "must", "S20; C34"),
-    ("tool-call-index", "a new tool call takes the next index (0, 1, ...)", "must", "S22; ollama#7881"),
-    ("tool-call-first-delta", "a tool call's first delta has id, type function and a name", "must",
-     "S23; C22"),
-    ("tool-call-stable", "continuation deltas do not repeat or change id/name", "must",
-     "S24; C22 (id \"\" and name \"\" are continuations)"),
-    ("tool-arguments-json", "each call's joined arguments parse as a JSON object", "must", "S25; C23"),
-    ("error-event", "nothing but [DONE] follows an in-stream error event", "must", "S30; C6"),
-    ("done-last", "the stream ends with data: [DONE] and nothing follows it", "must", "S3; seed 001"),
-    ("terminated", "the stream ends cleanly (no cut event, no transport error)", "should", "S31"),
-    ("request-id", "chunk id is chatcmpl- + x-request-id", "should", "C3"),
+    # id, title, cites (docs/sources.md), scenario tags `chatconf run` evaluates it on
+    ("content-type", "a stream is text/event-stream", "001:http-api S1", ""),
+    ("json", "every data frame but [DONE] is a JSON object", "001:sample-stream S2", ""),
+    ("same-id", "id is the same on every chunk", "001:sample-stream S4 C10", ""),
+    ("same-created", "created is the same on every chunk", "001:sample-stream S5 C10", ""),
+    ("same-model", "model is the same on every chunk", "001:sample-stream S6 C10", ""),
+    ("role-first", "the first chunk of each choice carries role assistant", "001:sample-stream S7 C10 C15 C22", ""),
+    ("role-once", "role does not reappear after the first chunk", "001:sample-stream S8", ""),
+    ("one-finish", "exactly one non-null finish_reason per choice", "001:response-parameters S10 S11", ""),
+    ("no-content-after-finish", "no content for a choice after its finish chunk", "001:response-parameters S12 C12",
+     ""),
+    ("choice-indices", "choice indices are 0..n-1", "001:param-n S21 N2", "stream n"),
+    ("usage-last", "with include_usage, one choices:[] usage chunk after the finish chunks",
+     "001:param-stream_options 001:sample-stream S16 C10", "stream usage"),
+    ("usage-null-elsewhere", "chunks with choices carry usage null", "001:sample-stream S17 C10", ""),
+    ("usage-only-when-asked", "no usage without stream_options.include_usage", "001:param-stream_options S18 C11", ""),
+    ("usage-arithmetic", "usage totals add up", "001:response-parameters S19", "stream usage"),
+    ("finish-tool-calls", "streamed tool calls finish with tool_calls", "S27 C22", "stream tools"),
+    ("finish-length", "completion tokens respect max_tokens", "001:param-max_tokens S20 C34", "stream length"),
+    ("tool-call-index", "a new tool call takes the next index (0, 1, ...)", "S22 C22", "stream tools"),
+    ("tool-call-first-delta", "a tool call's first delta has id, type function and a name", "S23 C22", "stream tools"),
+    ("tool-call-stable", "continuation deltas do not repeat or change id/name", "S24 C22", "stream tools"),
+    ("tool-arguments-json", "each call's joined arguments parse as a JSON object", "S25 C23", "stream tools"),
+    ("error-event", "nothing but [DONE] follows an in-stream error event", "S30 C6", ""),
+    ("done-last", "the stream ends with data: [DONE] and nothing follows it", "001:sample-stream S3", ""),
+    ("terminated", "the stream ends cleanly (no cut event, no transport error)", "S31", ""),
+    ("request-id", "chunk id is chatcmpl- + x-request-id", "C3", ""),
+    ("created-plausible", "created is a UNIX time in seconds, near the request time",
+     "001:response-parameters 001:sample-stream", ""),
+    ("model-matches", "the chunks' model is the requested one (or a snapshot of it)", "S6 C10", ""),
 ]
-for _name, _title, _sev, _src in _RULES:
-    register(_S + _name, _title, kind="stream", severity=_sev, source=_src)
-SHOULD = frozenset(_S + name for name, _, sev, _ in _RULES if sev == "should")
+for _name, _title, _cites, _needs in _RULES:
+    register(_S + _name, _title, kind="stream", cites=_cites, needs=_needs)
 
 MAX_PER_RULE = 50
 """A broken 200k-chunk stream reports the first 50 of each rule, then one summary line."""
@@ -103,7 +107,7 @@ class StreamChecker:
     """
 
     def __init__(self, profile: Profile, request_body: Any = None, *, entry: int = 0, strict: bool = False,
-                 headers: Mapping[str, str] | None = None):
+                 headers: Mapping[str, str] | None = None, sent_at: float | None = None):
         self.profile = profile
         self.entry = entry
         schemas = schemas_for(profile)
@@ -113,6 +117,9 @@ class StreamChecker:
         self._strict_flag = strict
         self._seen_unknown: set[str] = set()
         req = request_body if isinstance(request_body, dict) else None
+        self._request = req
+        self._sent_at = sent_at
+        self._answered = False   # any content, reasoning or tool-call delta (usage plausibility)
         self._known = req is not None
         stream_opts = req.get("stream_options") if req else None
         self._include_usage: bool | None = None if req is None else (
@@ -124,6 +131,7 @@ class StreamChecker:
         self._forced = forced_tool_choice(req)
         self._done_required = profile.rule("done_marker", "required") == "required"
         self._headers = headers
+        self._id_has_request_id = bool(profile.rule("request_id_in_id"))
         self._pending: list[Violation] = []
         self._counts: dict[str, int] = {}
         self._events = 0
@@ -147,8 +155,7 @@ class StreamChecker:
         count = self._counts.get(rule_id, 0) + 1
         self._counts[rule_id] = count
         if count <= MAX_PER_RULE:
-            self._pending.append(Violation(rule_id, message, entry=self.entry, event=event, pointer=pointer,
-                                           level="warning" if rule_id in SHOULD else "error"))
+            self._pending.append(Violation(rule_id, message, entry=self.entry, event=event, pointer=pointer))
 
     def _extend(self, found: list[Violation]) -> None:
         """Findings built elsewhere (schema, error envelope) go through the same per-rule cap."""
@@ -255,7 +262,11 @@ class StreamChecker:
         if state is None or state.finish is not None or ch.get("finish_reason") is not None:
             return False
         delta = ch.get("delta")
-        return type(delta) is dict and delta.get("role") is None and not delta.get("tool_calls")
+        if type(delta) is not dict or delta.get("role") is not None or delta.get("tool_calls"):
+            return False
+        if not self._answered and (delta.get("content") or delta.get("reasoning_content")):
+            self._answered = True
+        return True
 
     def _identity(self, obj: dict[str, Any], index: int) -> None:
         """S4-S6: the first chunk fixes id, created and model for the whole stream."""
@@ -276,9 +287,15 @@ class StreamChecker:
         self._id = obj.get("id")
         self._created = obj.get("created")
         self._model = obj.get("model")
-        header = self._headers.get("x-request-id") if self._headers else None
+        header = self._headers.get("x-request-id") if self._headers and self._id_has_request_id else None
         if header and isinstance(self._id, str) and self._id != f"chatcmpl-{header}":
             self._v("stream.request-id", expected(f"id 'chatcmpl-{header}'", self._id), index, "/id")
+        problem = created_problem(self._created, self._sent_at)
+        if problem:
+            self._v("stream.created-plausible", problem, index, "/created")
+        problem = model_problem(self._request, self._model)
+        if problem:
+            self._v("stream.model-matches", problem, index, "/model")
 
     def _usage(self, usage: Any, with_choices: bool, index: int) -> None:
         if self._include_usage is False:
@@ -298,7 +315,7 @@ class StreamChecker:
             if self._finished < len(self._choices) or not self._choices:
                 self._v("stream.usage-last", expected_text("the usage chunk after every finish chunk",
                                                            "it before a finish_reason"), index, "/usage")
-        problem = usage_problem(usage)
+        problem = usage_problem(usage) or usage_plausibility(usage, self._request, self._answered)
         if problem:
             self._v("stream.usage-arithmetic", problem[1], index, "/usage" + problem[0])
         if self._token_cap is not None:
@@ -329,7 +346,10 @@ class StreamChecker:
                     f"/choices/{pos}/delta/role")
         calls = delta.get("tool_calls")
         if calls:
+            self._answered = True
             self._tool_calls(state, calls, pos, index)
+        elif not self._answered and (delta.get("content") or delta.get("reasoning_content")):
+            self._answered = True
         if reason is not None:
             self._finish_choice(state, reason, pos, index)
 
@@ -439,8 +459,7 @@ class StreamChecker:
         for rule_id, count in sorted(self._counts.items()):
             if count > MAX_PER_RULE:
                 self._pending.append(Violation(rule_id, f"{count - MAX_PER_RULE} more {rule_id} violations "
-                                               "not listed", entry=self.entry,
-                                               level="warning" if rule_id in SHOULD else "error"))
+                                               "not listed", entry=self.entry))
         return self._take()
 
     def _completeness(self) -> None:

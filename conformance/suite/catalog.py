@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..profiles import Profile
+from ..provenance import parse_cites, severity_of
 from ..rules import REGISTRY
 
 AREAS = {
@@ -25,70 +26,56 @@ AREAS = {
 
 @dataclass(frozen=True)
 class Check:
+    """One suite check. Severity comes from what it cites (conformance.provenance), never set by hand."""
+
     id: str
     title: str
-    severity: str
     kind: str          # rule | reject | probe | drift | property
-    source: str = ""
+    cites: tuple[str, ...] = ()
     needs: frozenset[str] = frozenset()  # scenario tags a rule check runs on
 
     @property
     def area(self) -> str:
         return self.id.split(".", 1)[0]
 
+    @property
+    def severity(self) -> str:
+        return severity_of(self.cites)
 
-# Scenario tags each rule needs; by default streamed rules run on streams, response rules on
-# non-stream answers, error rules on error answers.
-RULE_NEEDS: dict[str, str] = {
-    "stream.usage-last": "stream usage",
-    "stream.usage-arithmetic": "stream usage",
-    "stream.choice-indices": "stream n",
-    "stream.finish-length": "stream length",
-    "stream.finish-tool-calls": "stream tools",
-    "stream.tool-call-index": "stream tools",
-    "stream.tool-call-first-delta": "stream tools",
-    "stream.tool-call-stable": "stream tools",
-    "stream.tool-arguments-json": "stream tools",
-    "response.choices-count": "nonstream n",
-    "response.finish-length": "nonstream length",
-    "response.finish-tool-calls": "nonstream tools",
-    "response.tool-arguments-json": "nonstream tools",
-    "response.tool-name-offered": "nonstream tools",
-    "error.stream-body-sse": "stream-error",
-    "schema.completion": "nonstream",
-    "schema.chunk": "stream",
-    "schema.error": "error",
-}
+    @property
+    def source(self) -> str:
+        return ", ".join(self.cites)
+
+
+def probe(check_id: str, title: str, cites: str, kind: str = "probe") -> Check:
+    return Check(check_id, title, kind, parse_cites(cites))
+
+
+# By default streamed rules run on streams, response rules on non-stream answers, error rules on
+# error answers; a rule declares narrower traffic with `needs` (conformance.rules.base.Rule).
 _DEFAULT_NEEDS = {"stream": "stream", "response": "nonstream", "error": "error"}
-TOOL_RULES = frozenset(k for k, v in RULE_NEEDS.items() if "tools" in v.split())
+TOOL_RULES = frozenset(r.id for r in REGISTRY.values() if "tools" in r.needs)
 
 # Request rules whose rejection is tested only when the value is unambiguous; n-model is a drift
-# point (Qwen3 models accept n too) and model-unknown is a probe of its own.
+# point (Qwen3 models accept n too) and request.schema is the generic fallback.
 REJECT_EXCLUDED = frozenset({"request.n-model", "request.schema"})
 
 PROBES: list[Check] = [
-    Check("auth.invalid-key", "a wrong API key gets 401 with the invalid_api_key envelope", "must", "probe",
-          "seed 001 error codes; C7"),
-    Check("auth.missing-key", "a request without Authorization gets 401 with an envelope", "must", "probe",
-          "seed 001 error codes; C7"),
-    Check("request.malformed-json", "a body that is not JSON gets 400 with an envelope", "must", "probe",
-          "C39 ('Required body invalid'); R5"),
-    Check("request.valid-accepted", "generated valid requests are accepted and answered conformingly",
-          "must", "property", "seed 001 request parameters; schemathesis positive_data_acceptance"),
-    Check("response.accepted", "every documented valid scenario request gets a 2xx answer", "must", "probe",
-          "seed 001; E3"),
-    Check("transport.complete", "every response arrives whole, within the deadlines", "must", "probe",
-          "research/conformance-anchors.md s3 (hangs, truncation)"),
-    Check("behaviour.stop-honoured", "a stop string never appears in the output", "must", "probe",
-          "seed 001 stop"),
-    Check("behaviour.stream-agrees", "stream and non-stream answers agree for the same seeded request",
-          "should", "probe", "S13/S14 (vLLM stream vs non-stream)"),
-    Check("behaviour.seed-deterministic", "the same seed gives the same answer", "should", "probe",
-          "seed 001 seed"),
-    Check("behaviour.thinking-stream", "enable_thinking streams reasoning_content before content", "should",
-          "probe", "C15"),
-    Check("behaviour.tool-roundtrip", "after the tool result, the model answers without calling again",
-          "should", "probe", "seed 001 tool calling example"),
+    probe("auth.invalid-key", "a wrong API key gets 401 with the invalid_api_key envelope",
+          "001:error-response 001:error-codes C7"),
+    probe("auth.missing-key", "a request without Authorization gets 401 with an envelope", "001:error-codes C7"),
+    probe("request.malformed-json", "a body that is not JSON gets 400 with an envelope",
+          "001:error-codes 001:http-api C39 R5"),
+    probe("request.valid-accepted", "generated valid requests are accepted and answered conformingly",
+          "001:param-model 001:param-messages E3", kind="property"),
+    probe("response.accepted", "every documented valid scenario request gets a 2xx answer",
+          "001:param-model 001:param-messages E3"),
+    probe("transport.complete", "every response arrives whole, within the deadlines", "001:http-api S31"),
+    probe("behaviour.stop-honoured", "a stop string never appears in the output, streamed or not", "001:param-stop"),
+    probe("behaviour.stream-agrees", "stream and non-stream answers agree for the same seeded request", "S13 S14"),
+    probe("behaviour.seed-deterministic", "the same seed gives the same answer", "S14"),
+    probe("behaviour.thinking-stream", "enable_thinking streams reasoning_content before content", "C15"),
+    probe("behaviour.tool-roundtrip", "after the tool result, the model answers without calling again", "F6 N6"),
 ]
 
 DRIFT_CHECKS: dict[str, str] = {
@@ -98,6 +85,8 @@ DRIFT_CHECKS: dict[str, str] = {
     "n_on_other_models": "drift.n-on-other-models",
     "thinking_non_stream": "drift.thinking-non-stream",
 }
+DRIFT_CITES = {"top_p_one": "C33", "seed_above_int31": "C35", "tools_with_stream": "C22",
+               "n_on_other_models": "C34", "thinking_non_stream": "C16 C17"}
 
 
 def rule_checks() -> list[Check]:
@@ -105,8 +94,8 @@ def rule_checks() -> list[Check]:
     for rule in REGISTRY.values():
         if rule.kind == "request" or rule.id in ("schema.request", "schema.unknown-field"):
             continue
-        needs = RULE_NEEDS.get(rule.id) or _DEFAULT_NEEDS.get(rule.id.split(".", 1)[0], "")
-        out.append(Check(rule.id, rule.title, rule.severity, "rule", rule.source, frozenset(needs.split())))
+        needs = rule.needs or frozenset(_DEFAULT_NEEDS.get(rule.id.split(".", 1)[0], "").split())
+        out.append(Check(rule.id, rule.title, "rule", rule.cites, needs))
     return sorted(out, key=lambda c: c.id)
 
 
@@ -115,7 +104,7 @@ def reject_checks(profile: Profile) -> list[Check]:
     for rule in REGISTRY.values():
         if rule.kind != "request" or rule.id in REJECT_EXCLUDED:
             continue
-        out.append(Check(rule.id, f"rejected when broken: {rule.title}", rule.severity, "reject", rule.source))
+        out.append(Check(rule.id, f"rejected when broken: {rule.title}", "reject", rule.cites))
     return sorted(out, key=lambda c: c.id)
 
 
@@ -123,8 +112,8 @@ def drift_checks(profile: Profile) -> list[Check]:
     out = []
     for key, spec in profile.drift.items():
         check_id = DRIFT_CHECKS.get(key, f"drift.{key.replace('_', '-')}")
-        out.append(Check(check_id, str((spec or {}).get("note", key)), "should", "drift",
-                         "research/dashscope-realworld.md s4"))
+        out.append(Check(check_id, str((spec or {}).get("note", key)), "drift",
+                         parse_cites(DRIFT_CITES.get(key, "C33"))))
     return out
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..client import ChatClient, ClientConfig
 from ..exchange import Exchange
-from ..profiles import ModelInfo, Profile, load_profile
+from ..profiles import ModelInfo, Profile, load_profile, parse_model_caps, with_model
 from ..recording import RecordingWriter
 from ..results import CheckResult, RunSummary
 from ..targets import MOCK_KEY, Target, is_loopback, read_api_key, resolve_target
@@ -37,6 +37,8 @@ class SuiteSettings:
     console: bool = False
     quiet: bool = False
     timeout_s: float | None = None
+    fail_on: str = "must"
+    model_caps: str | None = None
 
 
 @dataclass
@@ -47,6 +49,7 @@ class SuiteContext:
     model: str = field(init=False)
     api_key_env: str = field(init=False)
     results: dict[str, CheckResult] = field(default_factory=dict)
+    planned: list[str] = field(default_factory=list)
     started_at: float = field(default_factory=time.monotonic)
     summary: RunSummary | None = None
     _client: ChatClient | None = None
@@ -60,6 +63,8 @@ class SuiteContext:
         self.profile = load_profile(s.profile)
         self.target = resolve_target(self.profile, base_url=s.base_url, region=s.region)
         self.model = s.model or self.profile.default_model
+        if s.model_caps is not None:
+            self.profile = with_model(self.profile, self.model, parse_model_caps(s.model_caps))
         self.api_key_env = s.api_key_env or self.profile.api_key_env
 
     # -- target and client, started on first use -------------------------------------------------
@@ -147,9 +152,12 @@ class SuiteContext:
                 info["faults"] = list(self.settings.faults)
         return info
 
-    def finish(self) -> RunSummary:
+    def finish(self, *, interrupted: bool = False) -> RunSummary:
+        """The run's summary; an interrupted run lists the checks it set out to do and did not."""
         summary = RunSummary(target=self.target_info(), duration_s=time.monotonic() - self.started_at,
-                             checks=sorted(self.results.values(), key=lambda c: (c.area, c.id)))
+                             checks=sorted(self.results.values(), key=lambda c: (c.area, c.id)),
+                             interrupted=interrupted,
+                             not_run=[cid for cid in self.planned if cid not in self.results])
         summary.extra["requests"] = {"sent": self._client.sent if self._client else 0,
                                      "retried": self._client.retried if self._client else 0,
                                      "budget": self._client.config.max_requests if self._client else None}

@@ -19,20 +19,24 @@ def _clip(text: str, limit: int = MAX_TEXT) -> str:
 
 
 def curl_command(body: Any, url: str, api_key_env: str = "DASHSCOPE_API_KEY", *,
-                 raw: str | None = None) -> str:
-    """A ready-to-paste curl reproducer; the key is `$ENV_NAME`, never its value."""
+                 raw: str | None = None, auth: str | None = None) -> str:
+    """A ready-to-paste curl reproducer that sends what the check sent.
+
+    `auth` None: the run's key, as `$ENV_NAME` (never its value); "": no Authorization header (the
+    missing-key probe); any other text: that exact, made-up credential (the wrong-key probe).
+    """
     payload = raw if raw is not None else dumps(body, indent=False)
-    parts = [
-        "curl", "-sS", "-N", shlex.quote(redact_text(url)),
-        "-H", f'"Authorization: Bearer ${api_key_env}"',
-        "-H", shlex.quote("Content-Type: application/json"),
-        "--data-raw", shlex.quote(payload),
-    ]
+    parts = ["curl", "-sS", "-N", shlex.quote(redact_text(url))]
+    if auth is None:
+        parts += ["-H", f'"Authorization: Bearer ${api_key_env}"']
+    elif auth:
+        parts += ["-H", shlex.quote(f"Authorization: {auth}")]
+    parts += ["-H", shlex.quote("Content-Type: application/json"), "--data-raw", shlex.quote(payload)]
     return " ".join(parts)
 
 
 def exchange_evidence(ex: Exchange | None, *, api_key_env: str = "DASHSCOPE_API_KEY",
-                      violations: list[Any] | None = None) -> dict[str, Any]:
+                      violations: list[Any] | None = None, auth: str | None = None) -> dict[str, Any]:
     if ex is None:
         return {}
     out: dict[str, Any] = {}
@@ -42,7 +46,7 @@ def exchange_evidence(ex: Exchange | None, *, api_key_env: str = "DASHSCOPE_API_
         out["request"] = ex.request.body if ex.request.body is not None else _clip(ex.request.body_text or "")
         if ex.request.url:
             out["curl"] = curl_command(ex.request.body, ex.request.url, api_key_env,
-                                       raw=ex.request.body_text if ex.request.body is None else None)
+                                       raw=ex.request.body_text if ex.request.body is None else None, auth=auth)
     out["status"] = ex.status
     rid = ex.header("x-request-id")
     if rid:

@@ -1,4 +1,4 @@
-"""How a check ends besides passing: failed with evidence, or observed (informational).
+"""How a check ends besides passing: failed (or warned) with evidence, or observed (informational).
 
 Both are exceptions so check code reads straight down; the plugin turns them into statuses.
 `observed` is for capabilities and doc-vs-production drift points, which must never fail a server.
@@ -10,12 +10,18 @@ from typing import Any, NoReturn
 
 
 class CheckFailed(AssertionError):
-    """The target broke the check; `evidence` says what was sent and what came back."""
+    """The target broke the check; `evidence` says what was sent and what came back.
 
-    def __init__(self, message: str, evidence: dict[str, Any] | None = None):
+    `severity="should"` marks a finding that rests on production behaviour inside a check that is
+    otherwise documented (the exact status of a rejection, say): it makes the check `warned`, not
+    `failed`. A `should` check never becomes `failed` this way.
+    """
+
+    def __init__(self, message: str, evidence: dict[str, Any] | None = None, severity: str | None = None):
         super().__init__(message)
         self.message = message
         self.evidence = evidence or {}
+        self.severity = severity
 
 
 class Observed(Exception):
@@ -27,8 +33,8 @@ class Observed(Exception):
         self.evidence = evidence or {}
 
 
-def fail(message: str, evidence: dict[str, Any] | None = None) -> NoReturn:
-    raise CheckFailed(message, evidence)
+def fail(message: str, evidence: dict[str, Any] | None = None, *, severity: str | None = None) -> NoReturn:
+    raise CheckFailed(message, evidence, severity)
 
 
 def observe(message: str, evidence: dict[str, Any] | None = None) -> NoReturn:

@@ -2,8 +2,9 @@
 
 Lets CI users mix the suite into their own runs: `pytest --pyargs conformance.suite --base-url URL`.
 It parametrizes the suite's tests with catalog checks, turns each test outcome into a check status
-(`passed`, `failed`, `skipped`, `observed`), and at the end writes summary.json, JUnit XML, the
-redacted recording and the HTML report. Outside the suite it does nothing but add its options.
+(`passed`, `failed`, `warned`, `skipped`, `observed`), and at the end writes summary.json, JUnit XML,
+the redacted recording and the HTML report. A broken `should` check is `warned` and does not fail
+the pytest session unless `--chatconf-fail-on should`. Outside the suite it does nothing but add its options.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from ..client import BudgetExhausted
-from ..results import CheckResult
+from ..results import FAIL_ON, CheckResult
 from .catalog import PROBES, Check, drift_checks, reject_checks, rule_checks
 from .context import SuiteContext, SuiteSettings
 from .outcome import CheckFailed, Observed
@@ -59,6 +60,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
          help="chatconf: fault mode for the embedded mock (self-test)")
     _add(g, "--chatconf-console", dest="chatconf_console", action="store_true", default=False,
          help="chatconf: print check-by-check progress (used by `chatconf run`)")
+    _add(g, "--chatconf-model-caps", dest="chatconf_model_caps", default=None,
+         help="chatconf: what a model the profile does not list can do, e.g. 'n,tools,thinking,max-output=8192'")
+    _add(g, "--chatconf-fail-on", dest="chatconf_fail_on", choices=FAIL_ON, default="must",
+         help="chatconf: fail the session on broken `must` checks only (default) or on `should` ones too")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -69,7 +74,8 @@ def pytest_configure(config: pytest.Config) -> None:
         base_url=o.chatconf_base_url, region=o.chatconf_region, api_key_env=o.chatconf_api_key_env,
         model=o.chatconf_model, profile=o.chatconf_profile, max_requests=o.chatconf_max_requests,
         examples=o.chatconf_examples, report_dir=o.chatconf_report_dir, junit=o.chatconf_junit,
-        faults=tuple(o.chatconf_faults or ()), console=bool(o.chatconf_console), timeout_s=o.chatconf_timeout)
+        faults=tuple(o.chatconf_faults or ()), console=bool(o.chatconf_console), timeout_s=o.chatconf_timeout,
+        fail_on=o.chatconf_fail_on, model_caps=o.chatconf_model_caps)
 
 
 def _context(config: pytest.Config) -> SuiteContext:
@@ -107,6 +113,17 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     items.sort(key=rank)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Remember which checks this run set out to do, so an interrupted run can list the rest."""
+    if CONTEXT not in session.config.stash:
+        return
+    planned = session.config.stash[CONTEXT].planned
+    for item in session.items:
+        check = getattr(item, "callspec", None) and item.callspec.params.get("check")
+        if isinstance(check, Check) and check.id not in planned:
+            planned.append(check.id)
+
+
 @pytest.fixture(scope="session")
 def chatconf(request: pytest.FixtureRequest) -> SuiteContext:
     """The suite's shared context: target, client, scenario traffic, results."""
@@ -115,7 +132,7 @@ def chatconf(request: pytest.FixtureRequest) -> SuiteContext:
 
 # -- outcomes -> check statuses ------------------------------------------------------------------
 
-_MERGE_ORDER = {"failed": 3, "observed": 2, "passed": 1, "skipped": 0}
+_MERGE_ORDER = {"failed": 4, "warned": 3, "observed": 2, "passed": 1, "skipped": 0}
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -143,8 +160,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
             message = message.removeprefix("Skipped: ")
         elif report.failed:
             status = "failed"
-            if excinfo is not None and excinfo.errisinstance(CheckFailed):
-                message, evidence = excinfo.value.message, excinfo.value.evidence
+            found = _check_failures(excinfo.value) if excinfo is not None else []
+            if found:
+                first = found[0]
+                message, evidence = first.message, dict(first.evidence)
+                flaky = _is_flaky(excinfo.value)  # type: ignore[union-attr]
+                if isinstance(excinfo.value, BaseExceptionGroup):  # type: ignore[union-attr]
+                    message, evidence = _group_outcome(excinfo.value, found)  # type: ignore[union-attr]
+                # A failure that did not reproduce is not a verdict on the server: it warns, with both examples.
+                if flaky or all("should" in (check.severity, f.severity) for f in found):
+                    status = "warned"
+                    if ctx.settings.fail_on != "should":  # production advice never fails pytest by default
+                        report.outcome = "passed"
+                        report.longrepr = None
             elif excinfo is not None:
                 text = str(excinfo.value).strip()
                 message = f"{excinfo.typename}: {text.splitlines()[0] if text else ''}"
@@ -162,7 +190,36 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         _print_progress(result, len(ctx.results))
 
 
-_SYMBOLS = {"passed": ("PASS", "32"), "failed": ("FAIL", "31"), "skipped": ("SKIP", "33"), "observed": ("OBS ", "36")}
+def _check_failures(exc: BaseException) -> list[CheckFailed]:
+    """The CheckFailed a test raised, or every one inside a Hypothesis exception group."""
+    if isinstance(exc, CheckFailed):
+        return [exc]
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _check_failures(sub)]
+    return []
+
+
+def _is_flaky(exc: BaseException) -> bool:
+    from hypothesis.errors import FlakyFailure
+    return isinstance(exc, FlakyFailure)
+
+
+def _group_outcome(group: BaseExceptionGroup, found: list[CheckFailed]) -> tuple[str, dict[str, Any]]:
+    """Hypothesis found several distinct failures, or one that did not reproduce on replay (flaky:
+    the target answered the same request differently). Both examples are kept as evidence."""
+    if _is_flaky(group):
+        head = ("flaky: the target failed this check, then answered the same request differently when "
+                f"Hypothesis replayed it: {found[0].message}")
+    else:
+        head = f"{len(found)} distinct failures; first: {found[0].message}"
+    evidence = dict(found[0].evidence)
+    if len(found) > 1:
+        evidence["other_failures"] = [{"message": f.message, **f.evidence} for f in found[1:4]]
+    return head, evidence
+
+
+_SYMBOLS = {"passed": ("PASS", "32"), "failed": ("FAIL", "31"), "warned": ("WARN", "35"), "skipped": ("SKIP", "33"),
+            "observed": ("OBS ", "36")}
 
 
 def _print_progress(result: CheckResult, done: int) -> None:
@@ -170,7 +227,7 @@ def _print_progress(result: CheckResult, done: int) -> None:
     if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
         word = f"\033[{color}m{word}\033[0m"
     line = f"  {word} {result.id:<34} {result.title}"
-    if result.status in ("failed", "observed", "skipped") and result.message:
+    if result.status in ("failed", "warned", "observed", "skipped") and result.message:
         line += f"\n        {result.message.splitlines()[0][:160]}"
     print(line, flush=True)
 
@@ -183,17 +240,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     ctx = config.stash[CONTEXT]
     try:
-        summary = ctx.finish()
+        summary = ctx.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
         s = ctx.settings
         if s.report_dir:
             from ..reports import write_run_reports
             write_run_reports(summary, Path(s.report_dir))
         if s.junit:
             from ..reports.junit import write_junit
-            write_junit(summary, Path(s.junit))
+            write_junit(summary, Path(s.junit), s.fail_on)
     finally:
         ctx.close()
-    # Observed and skipped checks never fail the pytest session; failed checks already did.
-    if exitstatus == pytest.ExitCode.OK and summary.failed:
+    # Observed, skipped and (by default) warned checks never fail the pytest session.
+    if exitstatus == pytest.ExitCode.OK and summary.failing(ctx.settings.fail_on):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     ctx.finished_at = time.monotonic()  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..exchange import Exchange
+from ..redact import PUBLIC_WRONG_KEY
 from .answers import first_message
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ WHO = {"role": "user", "content": "Who are you?"}
 LONG_ANSWER = {"role": "user", "content": "Write a long story about a lighthouse keeper and the sea."}
 WEATHER_Q = {"role": "user", "content": "What is the weather like in Hangzhou today?"}
 MAX_TOKENS = 48
+WRONG_KEY = PUBLIC_WRONG_KEY  # made up and public: reproducers show it as it was sent
 
 
 @dataclass(frozen=True)
@@ -164,12 +166,12 @@ def _nonstream_thinking(ctx: SuiteContext) -> list[Exchange]:
 
 @scenario("error-auth", "wrong API key", "error auth")
 def _error_auth(ctx: SuiteContext) -> list[Exchange]:
-    return [ctx.client.chat(base(ctx), api_key="sk-chatconf-invalid-key-0000", retry=False)]
+    return [ctx.client.chat(base(ctx), api_key=WRONG_KEY, retry=False)]
 
 
 @scenario("error-auth-stream", "wrong API key on a stream request", "error auth stream-error")
 def _error_auth_stream(ctx: SuiteContext) -> list[Exchange]:
-    return [ctx.client.chat(stream(ctx), api_key="sk-chatconf-invalid-key-0000", retry=False)]
+    return [ctx.client.chat(stream(ctx), api_key=WRONG_KEY, retry=False)]
 
 
 @scenario("error-param", "out-of-range temperature", "error param")

@@ -27,9 +27,11 @@ def error_payload(ex: Exchange) -> dict[str, Any] | None:
     return body["error"] if is_envelope(body) else None
 
 
-def assert_rejected(ctx: SuiteContext, rule_id: str, ex: Exchange) -> None:
+def assert_rejected(ctx: SuiteContext, rule_id: str, ex: Exchange, *, auth: str | None = None) -> None:
+    """Refused with the documented status and an error envelope. Which `param` the envelope names is
+    production behaviour (the documentation's example has param null), so a mismatch only warns."""
     spec = ctx.profile.error(rule_id) or ctx.profile.error("request.schema")
-    evidence = exchange_evidence(ex, api_key_env=ctx.api_key_env)
+    evidence = exchange_evidence(ex, api_key_env=ctx.api_key_env, auth=auth)
     if ex.transport_error and ex.status is None:
         fail(f"no answer: {ex.transport_error}", evidence)
     status = ex.status or 0
@@ -45,7 +47,8 @@ def assert_rejected(ctx: SuiteContext, rule_id: str, ex: Exchange) -> None:
     if err is None:
         fail("rejected without an error envelope", evidence)
     if spec is not None and spec.param and err.get("param") not in (None, spec.param):
-        fail(f"expected error.param {spec.param!r} (or null), received {err.get('param')!r}", evidence)
+        fail(f"expected error.param {spec.param!r} (or null), received {err.get('param')!r}", evidence,
+             severity="should")
 
 
 @pytest.mark.chatconf_kind("reject")
@@ -65,5 +68,9 @@ def test_rejected(check: Check, chatconf: SuiteContext) -> None:
 
     try:
         property_()
-    except (BudgetExhausted, Unsatisfiable):
+    except BudgetExhausted:
         pytest.skip(f"request budget of {chatconf.client.config.max_requests} spent")
+    except Unsatisfiable:
+        if chatconf.client.remaining == 0:
+            pytest.skip(f"request budget of {chatconf.client.config.max_requests} spent")
+        pytest.skip(f"could not draw a request that breaks only {check.id} for model {chatconf.model}")
