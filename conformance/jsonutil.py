@@ -7,6 +7,7 @@ number handling are the same for live traffic, captures and load tests.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 try:  # orjson is a declared dependency; the fallback keeps the module importable in odd envs.
@@ -22,13 +23,22 @@ class JSONError(ValueError):
     """A payload that is not JSON, with a short reason fit for a one-line report."""
 
 
+_NEG_BIG_INT = re.compile(r"-\d{19,}")
+_NEG_BIG_INT_B = re.compile(rb"-\d{19,}")
+
+
 def loads(data: str | bytes) -> Any:
     """Parse JSON, raising JSONError with a short message on any failure (never RecursionError)."""
     if _orjson is not None:
         try:
-            return _orjson.loads(data)
+            value = _orjson.loads(data)
         except ValueError:
             pass  # orjson refuses integers beyond 64 bits; the stdlib parser decides
+        else:
+            # ...but reads integers below -2^63 as lossy floats (seed -2^63-1000 became -2^63, in range).
+            big = _NEG_BIG_INT_B if isinstance(data, (bytes, bytearray, memoryview)) else _NEG_BIG_INT
+            if not big.search(data):  # type: ignore[arg-type]
+                return value
     try:
         return json.loads(data)
     except RecursionError as exc:

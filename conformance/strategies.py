@@ -135,10 +135,32 @@ def tool(name: str) -> dict[str, Any]:
                                                             "properties": {"q": {"type": "string"}}}}}
 
 
+def _as_parts(text: str) -> list[dict[str, str]]:
+    return [{"type": "text", "text": text}]
+
+
+@st.composite
+def tool_history(draw: st.DrawFn, profile: Profile, name: str) -> list[dict[str, Any]]:
+    """A finished tool round: the assistant's call (content null where the contract allows it, else
+    "" as the documented tool loop sends), the tool's answer, and a follow-up question."""
+    call_id = "call_" + draw(st.text(st.sampled_from("0123456789abcdef"), min_size=8, max_size=24))
+    content = None if profile.rule("assistant_null_content") and draw(st.booleans()) else ""
+    return [{"role": "user", "content": draw(TEXT)},
+            {"role": "assistant", "content": content,
+             "tool_calls": [{"id": call_id, "type": "function", "function": {"name": name, "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": call_id, "content": draw(TEXT)},
+            {"role": "user", "content": draw(TEXT)}]
+
+
 @st.composite
 def valid_requests(draw: st.DrawFn, profile: Profile, model: str) -> dict[str, Any]:
+    """Requests every documented version accepts. Shapes only some contracts document are drawn
+    only under those profiles (rules content_parts, tool_choice, assistant_null_content)."""
     info = profile.model(model)
     body: dict[str, Any] = {"model": model, "messages": draw(conversations(profile))}
+    if profile.rule("content_parts") and draw(st.booleans()):
+        last = body["messages"][-1]
+        body["messages"][-1] = {**last, "content": _as_parts(last["content"])}
     cap = min(MAX_VALID_TOKENS, info.max_output_tokens or MAX_VALID_TOKENS)
     body["max_tokens"] = draw(in_range(profile, "max_tokens", "integer", cap=cap))
     optional = {
@@ -153,7 +175,12 @@ def valid_requests(draw: st.DrawFn, profile: Profile, model: str) -> dict[str, A
             body[key] = draw(strategy)
     use_tools = info.tools and draw(st.integers(0, 4)) == 0
     if use_tools:
-        body["tools"] = [tool(draw(TOOL_NAMES))]
+        name = draw(TOOL_NAMES)
+        body["tools"] = [tool(name)]
+        if profile.rule("tool_choice") and draw(st.booleans()):
+            body["tool_choice"] = draw(st.sampled_from(["auto", "none"]))
+        if draw(st.booleans()):
+            body["messages"] = [*body["messages"][:-1], *draw(tool_history(profile, name))]
     elif info.n and draw(st.booleans()):
         body["n"] = draw(in_range(profile, "n", "integer", cap=3))
     if (draw(st.booleans()) and not info.stream_only) or info.stream_only:
