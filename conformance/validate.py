@@ -5,6 +5,11 @@ Directories are walked (sorted, hidden entries skipped); each file is read by
 is `unreadable` when its reader (or a limit) gives up, `invalid` when any error-level violation is
 found, else `valid`; warning-level findings (strict mode, should-advice) never make a file invalid.
 Every string that leaves this module is redacted, so a key inside a capture is never echoed.
+
+Every captured request is judged by the request rules, whatever the server answered: a capture
+holding an invalid request is invalid even when the server rightly refused it with a 4xx. Such
+findings are the client's (`blame` "client", and a message prefix that says how the server took
+the request); every other finding is the server's.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from .captures import NOTE_SINGLE_CHUNK, CaptureError, read_path
 from .exchange import Exchange
 from .profiles import Profile, load_profile
 from .redact import redact_text
-from .rules.base import Violation
+from .rules.base import REGISTRY, Violation
 
 VALID, INVALID, UNREADABLE = "valid", "invalid", "unreadable"
 MAX_LISTED_PER_RULE = 100
@@ -66,8 +71,16 @@ class FileResult:
         return out
 
 
+def blame(v: Violation) -> str:
+    """"client" for a finding about the request the capture holds, "server" for everything else."""
+    known = REGISTRY.get(v.rule)
+    kind = known.kind if known is not None else v.rule.split(".", 1)[0]
+    return "client" if kind == "request" else "server"
+
+
 def _violation_dict(v: Violation) -> dict[str, Any]:
-    return {"rule": v.rule, "entry": v.entry, "event": v.event, "pointer": v.pointer, "message": v.message}
+    return {"rule": v.rule, "entry": v.entry, "event": v.event, "pointer": v.pointer, "message": v.message,
+            "blame": blame(v)}
 
 
 def _clean(v: Violation, entry: int) -> Violation:
@@ -112,13 +125,45 @@ def _single_chunk(ex: Exchange, profile: Profile, strict: bool) -> Iterator[Viol
                                entry=ex.entry, event=0)
 
 
+def request_verdict(ex: Exchange) -> str:
+    """Message prefix of a request finding: who is at fault, and how the server took the request."""
+    status = ex.status
+    if status is None:
+        if ex.events is None and ex.body is None and ex.body_text is None:
+            return "invalid request (no response in the capture): "
+        return "client sent an invalid request (HTTP status unknown): "
+    if 400 <= status < 500:
+        return f"client sent an invalid request (the server rightly refused it: HTTP {status}): "
+    if status >= 500:
+        return f"client sent an invalid request (the server failed on it: HTTP {status}): "
+    return f"client sent an invalid request and the server accepted it (HTTP {status}): "
+
+
+def _request(ex: Exchange, profile: Profile) -> list[Violation]:
+    """The request rules on the captured request body, whatever the answer (or none). Rules that
+    need the live model list (request.model-unknown) stay off: a profile never lists every model."""
+    body = ex.request.body if ex.request is not None else None
+    if body is None:
+        return []
+    from .rules import check_request
+
+    found = check_request(body, profile)
+    if not found:
+        return []
+    prefix = request_verdict(ex)
+    return [dataclasses.replace(v, message=prefix + v.message, entry=ex.entry) for v in found]
+
+
 def check(ex: Exchange, profile: Profile, strict: bool = False) -> Iterator[Violation]:
-    """All findings for one Exchange (the rules engine, except for lone chunks: schema only)."""
+    """All findings for one Exchange: the request rules on the captured request, then the rules
+    engine on the answer (lone chunks: the chunk schema only)."""
+    yield from _request(ex, profile)
     if NOTE_SINGLE_CHUNK in ex.notes:
-        return _single_chunk(ex, profile, strict)
+        yield from _single_chunk(ex, profile, strict)
+        return
     from .rules import check_exchange
 
-    return check_exchange(ex, profile, strict=strict)
+    yield from check_exchange(ex, profile, strict=strict, request_rules=False)
 
 
 def validate_file(path: str | Path, profile: Profile, *, fmt: str = "auto", strict: bool = False,
