@@ -3,7 +3,9 @@
 Directories are walked (sorted, hidden entries skipped); each file is read by
 `conformance.captures` and every Exchange goes through `conformance.rules.check_exchange`. A file
 is `unreadable` when its reader (or a limit) gives up, `invalid` when any error-level violation is
-found, else `valid`; warning-level findings (strict mode, should-advice) never make a file invalid.
+found, `skipped` when it is recognisably not chat traffic (chatconf's own summaries and samples,
+HTML and JUnit reports, JSON documents of no capture shape), else `valid`; warning-level findings
+(strict mode, should-advice) never make a file invalid, and skipped files never change the exit code.
 Every string that leaves this module is redacted, so a key inside a capture is never echoed.
 
 Every captured request is judged by the request rules, whatever the server answered: a capture
@@ -22,13 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .captures import NOTE_SINGLE_CHUNK, CaptureError, read_path
+from .captures import NOTE_SINGLE_CHUNK, CaptureError, NotACapture, read_path
 from .exchange import Exchange
 from .profiles import Profile, load_profile
 from .redact import redact_text
 from .rules.base import REGISTRY, Violation
 
-VALID, INVALID, UNREADABLE = "valid", "invalid", "unreadable"
+VALID, INVALID, UNREADABLE, SKIPPED = "valid", "invalid", "unreadable", "skipped"
+STATUSES = (VALID, INVALID, UNREADABLE, SKIPPED)
 MAX_LISTED_PER_RULE = 100
 """Per file and rule id, violations beyond this are counted, not listed (a 200k-chunk stream that
 breaks one rule on every chunk must not produce a 200k-line report or unbounded memory)."""
@@ -177,6 +180,8 @@ def validate_file(path: str | Path, profile: Profile, *, fmt: str = "auto", stri
             for v in check(ex, profile, strict):
                 _add(result, _clean(v, ex.entry))
         result.notes.extend(capture.notes)
+    except NotACapture as exc:
+        return _skipped(result, str(exc))
     except CaptureError as exc:
         return _unreadable(result, str(exc))
     except RecursionError:
@@ -208,6 +213,16 @@ def _unreadable(result: FileResult, reason: str) -> FileResult:
     return result
 
 
+def _skipped(result: FileResult, reason: str) -> FileResult:
+    result.status = SKIPPED
+    result.notes = [redact_text(reason)]
+    result.exchanges = 0
+    result.violations.clear()
+    result.warnings.clear()
+    result.unlisted.clear()
+    return result
+
+
 def validate_paths(paths: Iterable[str | Path], profile: Profile | str = "dashscope", *, fmt: str = "auto",
                    strict: bool = False) -> Iterator[FileResult]:
     """One FileResult per file (lazily, in order). Raises ProfileError for an unknown profile."""
@@ -220,7 +235,7 @@ def validate_paths(paths: Iterable[str | Path], profile: Profile | str = "dashsc
 
 
 def exit_code(results: Iterable[FileResult]) -> int:
-    """0 all valid, 1 any violation, 2 any unreadable file (DESIGN.md exit codes)."""
+    """0 all valid (or skipped), 1 any violation, 2 any unreadable file (DESIGN.md exit codes)."""
     statuses = {r.status for r in results}
     if UNREADABLE in statuses:
         return 2

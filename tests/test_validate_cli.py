@@ -53,12 +53,26 @@ def bad_results() -> dict[str, dict[str, Any]]:
     return {Path(f["path"]).name: f for f in json.loads(proc.stdout)["files"]}
 
 
+# Good *server* traffic whose captured request is itself invalid (the server rightly refused it):
+# validate judges every captured request, so these files are invalid, and only by the client's fault.
+REFUSED_INVALID_REQUESTS = {"f07-error-thinking-non-stream.jsonl": "request.thinking-non-stream",
+                            "f08-error-stream-request-sse-body.jsonl": "request.role-allowed"}
+
+
 def test_every_good_fixture_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
     code, doc = run_json(capsys, str(FIXTURES / "good"))
-    problems = {f["path"]: f["violations"] or f.get("error") for f in doc["files"] if f["status"] != "valid"}
+    files = {Path(f["path"]).name: f for f in doc["files"]}
+    problems = {name: f["violations"] or f.get("error") for name, f in files.items()
+                if f["status"] != "valid" and name not in REFUSED_INVALID_REQUESTS}
     assert problems == {}
-    assert code == 0 and len(doc["files"]) >= 10
+    assert code == 1 and len(doc["files"]) >= 10
     assert any(f["path"].endswith(".har") for f in doc["files"])
+    for name, rule in REFUSED_INVALID_REQUESTS.items():
+        f = files[name]
+        assert f["status"] == "invalid"
+        assert [(v["rule"], v["blame"]) for v in f["violations"]] == [(rule, "client")]
+        assert f["violations"][0]["message"].startswith(
+            "client sent an invalid request (the server rightly refused it: HTTP 400): expected ")
 
 
 @pytest.mark.parametrize("path", BAD, ids=[p.name for p in BAD])
@@ -96,7 +110,8 @@ def test_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     for f in doc["files"]:
         assert {"path", "status", "violations"} <= set(f)
         for v in f["violations"]:
-            assert set(v) == {"rule", "entry", "event", "pointer", "message"}
+            assert set(v) == {"rule", "entry", "event", "pointer", "message", "blame"}
+            assert v["blame"] == ("client" if v["rule"].startswith("request.") else "server")
             assert isinstance(v["entry"], int) and (v["event"] is None or isinstance(v["event"], int))
     assert doc["files"][0]["violations"][0]["rule"] == "stream.done-last"
 
