@@ -157,9 +157,40 @@ def _request(ex: Exchange, profile: Profile) -> list[Violation]:
     return [dataclasses.replace(v, message=prefix + v.message, entry=ex.entry) for v in found]
 
 
+ENVELOPE_MEMBERS = ("type", "param")
+"""Members of the seed's example error envelope (message, type, param, code) that real DashScope
+sometimes leaves out (C4: no `param`): a missing one is a warning; message and code are required by
+the error schema."""
+
+
+def _envelope(ex: Exchange) -> Any:
+    """The error envelope an Exchange answered with, when it is one (else None)."""
+    from .rules.errors import is_envelope, parse_error_body
+
+    if ex.events is not None:
+        if ex.status is None or ex.status < 400 or not isinstance(ex.events, list):
+            return None  # mid-stream error events are the stream rules' business
+        obj, _ = parse_error_body(None, "".join(ev.as_text() for ev in ex.events))
+    else:
+        obj, _ = parse_error_body(ex.body, ex.body_text)
+    return obj if is_envelope(obj) else None
+
+
+def _envelope_members(ex: Exchange) -> Iterator[Violation]:
+    envelope = _envelope(ex)
+    if envelope is None:
+        return
+    for name in ENVELOPE_MEMBERS:
+        if name not in envelope["error"]:
+            yield Violation("schema.error", f"expected the documented error member `{name}` (the seed's "
+                            f"envelope has message, type, param, code; null is fine), received no `{name}`",
+                            entry=ex.entry, pointer="/error", level="warning")
+
+
 def check(ex: Exchange, profile: Profile, strict: bool = False) -> Iterator[Violation]:
     """All findings for one Exchange: the request rules on the captured request, then the rules
-    engine on the answer (lone chunks: the chunk schema only)."""
+    engine on the answer (lone chunks: the chunk schema only), then warnings for documented error
+    envelope members that are missing."""
     yield from _request(ex, profile)
     if NOTE_SINGLE_CHUNK in ex.notes:
         yield from _single_chunk(ex, profile, strict)
@@ -167,6 +198,7 @@ def check(ex: Exchange, profile: Profile, strict: bool = False) -> Iterator[Viol
     from .rules import check_exchange
 
     yield from check_exchange(ex, profile, strict=strict, request_rules=False)
+    yield from _envelope_members(ex)
 
 
 def validate_file(path: str | Path, profile: Profile, *, fmt: str = "auto", strict: bool = False,

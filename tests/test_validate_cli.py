@@ -239,3 +239,62 @@ def test_real_console_script_on_a_mixed_directory(tmp_path: Path) -> None:
                            str(FIXTURES / "unreadable" / "binary.sse")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr == ""
     assert proc.stdout.splitlines()[-1] == "3 files: 2 valid, 0 invalid (0 violations), 1 unreadable"
+
+
+# -- documented members of the error envelope and null-only fields -------------------------------
+
+ENVELOPE = {"message": "Incorrect API key provided. ", "type": "invalid_request_error", "param": None,
+            "code": "invalid_api_key"}
+
+
+def _envelope_without(*names: str, **values: Any) -> dict[str, Any]:
+    err = {k: v for k, v in {**ENVELOPE, **values}.items() if k not in names}
+    return {"error": err}
+
+
+@pytest.mark.parametrize(("missing", "values", "status", "warned"), [
+    ((), {}, "valid", []),
+    ((), {"code": None}, "valid", []),                     # real servers send code: null
+    (("param",), {}, "valid", ["param"]),                   # real DashScope omits param (C4)
+    (("type", "param"), {}, "valid", ["type", "param"]),
+    (("code",), {}, "invalid", []),                         # seed 001: "includes code and message fields"
+    (("message",), {}, "invalid", []),
+], ids=["complete", "code-null", "no-param", "no-type-no-param", "no-code", "no-message"])
+def test_error_envelope_members(capsys: pytest.CaptureFixture[str], tmp_path: Path, missing: tuple[str, ...],
+                                values: dict[str, Any], status: str, warned: list[str]) -> None:
+    path = tmp_path / "error.json"
+    path.write_text(json.dumps(_envelope_without(*missing, **values)))
+    code, doc = run_json(capsys, str(path))
+    (f,) = doc["files"]
+    assert f["status"] == status and code == (1 if status == "invalid" else 0), f
+    if status == "invalid":
+        assert [(v["rule"], v["pointer"], v["blame"]) for v in f["violations"]] == [("schema.error", "/error",
+                                                                                   "server")]
+        assert repr(missing[0]) in f["violations"][0]["message"]
+    assert [w["message"].split("`")[1] for w in f.get("warnings", [])] == warned
+    assert all(w["rule"] == "schema.error" for w in f.get("warnings", []))
+
+
+def test_null_only_fields(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """system_fingerprint is documented as null-only ("returns null"): an object is invalid in a
+    completion and in a chunk. logprobs and function_call objects are what OpenAI sends: allowed."""
+    completion = json.loads((FIXTURES / "good" / "f01-nonstream-text.json").read_text())
+    fingerprint = tmp_path / "fingerprint.json"
+    fingerprint.write_text(json.dumps({**completion, "system_fingerprint": {}}))
+    chunk = tmp_path / "chunk.sse"
+    chunk.write_text("data: " + json.dumps({
+        "choices": [{"delta": {"content": "hi", "role": "assistant"}, "finish_reason": "stop", "index": 0}],
+        "object": "chat.completion.chunk", "created": 1, "model": "qwen-plus", "id": "chatcmpl-1",
+        "system_fingerprint": {"v": 1}}) + "\n\ndata: [DONE]\n\n")
+    choice = completion["choices"][0]
+    objects = tmp_path / "objects.json"
+    objects.write_text(json.dumps({**completion, "choices": [
+        {**choice, "logprobs": {"content": []},
+         "message": {**choice["message"], "function_call": {"name": "f", "arguments": "{}"}}}]}))
+    code, doc = run_json(capsys, str(fingerprint), str(chunk), str(objects))
+    assert code == 1
+    assert [f["status"] for f in doc["files"]] == ["invalid", "invalid", "valid"]
+    assert [(v["rule"], v["pointer"]) for v in doc["files"][0]["violations"]] == [
+        ("schema.completion", "/system_fingerprint")]
+    assert [(v["rule"], v["event"], v["pointer"]) for v in doc["files"][1]["violations"]] == [
+        ("schema.chunk", 0, "/system_fingerprint")]
