@@ -298,3 +298,99 @@ def test_null_only_fields(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
         ("schema.completion", "/system_fingerprint")]
     assert [(v["rule"], v["event"], v["pointer"]) for v in doc["files"][1]["violations"]] == [
         ("schema.chunk", 0, "/system_fingerprint")]
+
+
+# -- files that are not chat traffic are skipped, never misread ----------------------------------
+
+LOAD_SAMPLE = {"region": "singapore", "kind": "stream", "t": 1.5, "worker": 0, "ok": True, "status": 200,
+               "error": None, "error_code": None, "ttft_ms": 180.2, "e2e_ms": 900.1, "itl_ms": [12.5],
+               "completion_tokens": 12, "violations": 0, "violation_samples": [], "request_id": "x"}
+
+
+def _report_dirs(root: Path) -> tuple[Path, Path]:
+    """A `chatconf run --report-dir` and a `chatconf load --report-dir` as the tools write them."""
+    from conformance.reports import write_run_reports
+    from conformance.reports.junit import write_junit
+    from conformance.results import CheckResult, RunSummary
+
+    run_dir, load_dir = root / "run", root / "load"
+    summary = RunSummary(target={"base_url": "http://127.0.0.1:1/v1", "model": "qwen-plus"},
+                         checks=[CheckResult("stream.done-last", "[DONE] ends the stream", status="failed",
+                                             message="no [DONE]", evidence={"error": {"message": "x"}}),
+                                 CheckResult("request.temperature-range", "temperature bounds")])
+    write_run_reports(summary, run_dir)
+    write_junit(summary, run_dir / "junit.xml")
+    (run_dir / "recording.jsonl").write_bytes((FIXTURES / "good" / "f03-stream-usage.jsonl").read_bytes())
+    load_dir.mkdir()
+    (load_dir / "summary.json").write_text(json.dumps({
+        "tool": "chatconf", "version": "0.1.0", "target": {}, "duration_s": 10.0, "users": 2,
+        "regions": {"singapore": {"requests": 2}}, "generator": {}}, indent=1))
+    (load_dir / "samples.jsonl").write_text("".join(json.dumps(LOAD_SAMPLE) + "\n" for _ in range(3)))
+    (load_dir / "report.html").write_text("\n<!DOCTYPE html>\n<html lang=en><body>load</body></html>\n")
+    (load_dir / "locust.log").write_text("[2026-03-02 10:00:00,000] host/INFO/locust.main: Starting Locust\n")
+    return run_dir, load_dir
+
+
+def test_report_directories_skip_chatconf_own_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    run_dir, load_dir = _report_dirs(tmp_path)
+    code, out, _ = run(capsys, str(tmp_path))
+    assert code == 0, out
+    lines = out.splitlines()
+    assert f"{load_dir / 'locust.log'}: SKIPPED (not a capture: log file (no SSE events or JSON objects))" in lines
+    assert f"{load_dir / 'report.html'}: SKIPPED (not a capture: HTML document)" in lines
+    assert f"{load_dir / 'samples.jsonl'}: SKIPPED (not a capture: chatconf load samples)" in lines
+    assert f"{load_dir / 'summary.json'}: SKIPPED (not a capture: chatconf load summary)" in lines
+    assert f"{run_dir / 'junit.xml'}: SKIPPED (not a capture: JUnit XML report)" in lines
+    assert f"{run_dir / 'recording.jsonl'}: VALID (1 exchange)" in lines
+    assert f"{run_dir / 'report.html'}: SKIPPED (not a capture: HTML document)" in lines
+    assert f"{run_dir / 'summary.json'}: SKIPPED (not a capture: chatconf run summary)" in lines
+    assert lines[-1] == "8 files: 1 valid, 0 invalid (0 violations), 0 unreadable, 7 skipped"
+    code, doc = run_json(capsys, str(run_dir))
+    assert code == 0
+    by_name = {Path(f["path"]).name: f for f in doc["files"]}
+    assert {n: f["status"] for n, f in by_name.items()} == {"junit.xml": "skipped", "recording.jsonl": "valid",
+                                                           "report.html": "skipped", "summary.json": "skipped"}
+    assert by_name["summary.json"] == {"path": str(run_dir / "summary.json"), "status": "skipped",
+                                       "violations": [], "exchanges": 0,
+                                       "notes": ["not a capture: chatconf run summary"]}
+
+
+def test_skipped_files_leave_the_exit_code_alone(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    run_dir, _ = _report_dirs(tmp_path)
+    summary = str(run_dir / "summary.json")
+    assert run(capsys, summary)[0] == 0  # named explicitly: skipped all the same
+    bad = str(FIXTURES / "bad" / "stream.done-last.jsonl")
+    assert run(capsys, summary, bad)[0] == 1
+    code, out, _ = run(capsys, summary, str(FIXTURES / "unreadable" / "truncated.json"))
+    assert code == 2 and out.splitlines()[-1] == "2 files: 0 valid, 0 invalid (0 violations), 1 unreadable, 1 skipped"
+
+
+@pytest.mark.parametrize(("name", "content", "reason"), [
+    ("models.json", {"object": "list", "data": [{"id": "qwen-plus", "object": "model"}]}, "unrecognised JSON"),
+    ("config.json", {"editor.fontSize": 12}, "unrecognised JSON"),
+    ("list.json", [{"a": 1}, {"b": 2}], "unrecognised JSON"),
+    ("page.txt", "  <html><head></head></html>", "HTML document"),
+    ("page.htm", '{"model": "qwen-plus", "messages": []}', "HTML document"),
+    ("feed.xml", '<?xml version="1.0"?><rss></rss>', "XML document"),
+], ids=["models-listing", "config", "list-of-objects", "html-content", "htm-extension", "xml"])
+def test_documents_of_no_capture_shape_are_skipped(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                   name: str, content: Any, reason: str) -> None:
+    path = tmp_path / name
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    code, doc = run_json(capsys, str(path))
+    (f,) = doc["files"]
+    assert code == 0 and f["status"] == "skipped" and f["violations"] == [], f
+    assert f["notes"][0].startswith(f"not a capture: {reason}")
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("completion.json", {"id": "chatcmpl-1", "model": "qwen-plus", "created": 1}),   # lost its choices
+    ("error.json", {"error": "boom"}),                                               # envelope without object
+    ("request.json", {"model": "qwen-plus", "stream": True}),                        # lost its messages
+])
+def test_broken_captures_are_still_checked_not_skipped(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                       name: str, content: Any) -> None:
+    path = tmp_path / name
+    path.write_text(json.dumps(content))
+    code, doc = run_json(capsys, str(path))
+    assert code == 1 and doc["files"][0]["status"] == "invalid"
