@@ -340,6 +340,8 @@ def test_non_captures_raise_not_a_capture(tmp_path: Path, name: str, content: st
 @pytest.mark.parametrize(("name", "content"), [
     ("x.json", "42"), ("x.json", "[1, 2]"), ("x.json", '{"choices": ['), ("x.log", '{"choices": ['),
     ("x.jsonl", '{"model": "qwen-plus"}\n{"model": "qwen-max"}\n'),
+    ("pair.json", '{"request": {"body": {}}, "response": "oops"}'),      # an attempt at a pair
+    ("line.json", '{"chatconf": "recording/1", "request": {"body": {}}}'),  # a recording line, no response
 ])
 def test_broken_input_stays_a_plain_capture_error(tmp_path: Path, name: str, content: str) -> None:
     with pytest.raises(CaptureError) as info:

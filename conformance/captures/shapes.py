@@ -56,8 +56,14 @@ def is_completion(doc: Any) -> bool:
 
 
 def is_record(doc: Any) -> bool:
-    """A chatconf recording line / pair document: {"request": ..., "response": {...}}."""
-    return isinstance(doc, dict) and isinstance(doc.get("response"), dict)
+    """A chatconf recording line / pair document: {"request": ..., "response": {...}}. A pair whose
+    response is not an object, or a line labelled "recording/..." without one, is still an attempt at
+    one: the recording reader refuses it with the precise reason instead of it being misread."""
+    if not isinstance(doc, dict):
+        return False
+    label = doc.get("chatconf")
+    return (isinstance(doc.get("response"), dict) or ("request" in doc and "response" in doc)
+            or (isinstance(label, str) and label.startswith("recording/")))
 
 
 def is_har(doc: Any) -> bool:
