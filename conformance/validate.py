@@ -3,8 +3,15 @@
 Directories are walked (sorted, hidden entries skipped); each file is read by
 `conformance.captures` and every Exchange goes through `conformance.rules.check_exchange`. A file
 is `unreadable` when its reader (or a limit) gives up, `invalid` when any error-level violation is
-found, else `valid`; warning-level findings (strict mode, should-advice) never make a file invalid.
+found, `skipped` when it is recognisably not chat traffic (chatconf's own summaries and samples,
+HTML and JUnit reports, JSON documents of no capture shape), else `valid`; warning-level findings
+(strict mode, should-advice) never make a file invalid, and skipped files never change the exit code.
 Every string that leaves this module is redacted, so a key inside a capture is never echoed.
+
+Every captured request is judged by the request rules, whatever the server answered: a capture
+holding an invalid request is invalid even when the server rightly refused it with a 4xx. Such
+findings are the client's (`blame` "client", and a message prefix that says how the server took
+the request); every other finding is the server's.
 """
 
 from __future__ import annotations
@@ -17,13 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .captures import NOTE_SINGLE_CHUNK, CaptureError, read_path
+from .captures import NOTE_SINGLE_CHUNK, CaptureError, NotACapture, read_path
 from .exchange import Exchange
 from .profiles import Profile, load_profile
 from .redact import redact_text
-from .rules.base import Violation
+from .rules.base import REGISTRY, Violation
 
-VALID, INVALID, UNREADABLE = "valid", "invalid", "unreadable"
+VALID, INVALID, UNREADABLE, SKIPPED = "valid", "invalid", "unreadable", "skipped"
+STATUSES = (VALID, INVALID, UNREADABLE, SKIPPED)
 MAX_LISTED_PER_RULE = 100
 """Per file and rule id, violations beyond this are counted, not listed (a 200k-chunk stream that
 breaks one rule on every chunk must not produce a 200k-line report or unbounded memory)."""
@@ -66,8 +74,16 @@ class FileResult:
         return out
 
 
+def blame(v: Violation) -> str:
+    """"client" for a finding about the request the capture holds, "server" for everything else."""
+    known = REGISTRY.get(v.rule)
+    kind = known.kind if known is not None else v.rule.split(".", 1)[0]
+    return "client" if kind == "request" else "server"
+
+
 def _violation_dict(v: Violation) -> dict[str, Any]:
-    return {"rule": v.rule, "entry": v.entry, "event": v.event, "pointer": v.pointer, "message": v.message}
+    return {"rule": v.rule, "entry": v.entry, "event": v.event, "pointer": v.pointer, "message": v.message,
+            "blame": blame(v)}
 
 
 def _clean(v: Violation, entry: int) -> Violation:
@@ -112,13 +128,77 @@ def _single_chunk(ex: Exchange, profile: Profile, strict: bool) -> Iterator[Viol
                                entry=ex.entry, event=0)
 
 
+def request_verdict(ex: Exchange) -> str:
+    """Message prefix of a request finding: who is at fault, and how the server took the request."""
+    status = ex.status
+    if status is None:
+        if ex.events is None and ex.body is None and ex.body_text is None:
+            return "invalid request (no response in the capture): "
+        return "client sent an invalid request (HTTP status unknown): "
+    if 400 <= status < 500:
+        return f"client sent an invalid request (the server rightly refused it: HTTP {status}): "
+    if status >= 500:
+        return f"client sent an invalid request (the server failed on it: HTTP {status}): "
+    return f"client sent an invalid request and the server accepted it (HTTP {status}): "
+
+
+def _request(ex: Exchange, profile: Profile) -> list[Violation]:
+    """The request rules on the captured request body, whatever the answer (or none). Rules that
+    need the live model list (request.model-unknown) stay off: a profile never lists every model."""
+    body = ex.request.body if ex.request is not None else None
+    if body is None:
+        return []
+    from .rules import check_request
+
+    found = check_request(body, profile)
+    if not found:
+        return []
+    prefix = request_verdict(ex)
+    return [dataclasses.replace(v, message=prefix + v.message, entry=ex.entry) for v in found]
+
+
+ENVELOPE_MEMBERS = ("type", "param")
+"""Members of the seed's example error envelope (message, type, param, code) that real DashScope
+sometimes leaves out (C4: no `param`): a missing one is a warning; message and code are required by
+the error schema."""
+
+
+def _envelope(ex: Exchange) -> Any:
+    """The error envelope an Exchange answered with, when it is one (else None)."""
+    from .rules.errors import is_envelope, parse_error_body
+
+    if ex.events is not None:
+        if ex.status is None or ex.status < 400 or not isinstance(ex.events, list):
+            return None  # mid-stream error events are the stream rules' business
+        obj, _ = parse_error_body(None, "".join(ev.as_text() for ev in ex.events))
+    else:
+        obj, _ = parse_error_body(ex.body, ex.body_text)
+    return obj if is_envelope(obj) else None
+
+
+def _envelope_members(ex: Exchange) -> Iterator[Violation]:
+    envelope = _envelope(ex)
+    if envelope is None:
+        return
+    for name in ENVELOPE_MEMBERS:
+        if name not in envelope["error"]:
+            yield Violation("schema.error", f"expected the documented error member `{name}` (the seed's "
+                            f"envelope has message, type, param, code; null is fine), received no `{name}`",
+                            entry=ex.entry, pointer="/error", level="warning")
+
+
 def check(ex: Exchange, profile: Profile, strict: bool = False) -> Iterator[Violation]:
-    """All findings for one Exchange (the rules engine, except for lone chunks: schema only)."""
+    """All findings for one Exchange: the request rules on the captured request, then the rules
+    engine on the answer (lone chunks: the chunk schema only), then warnings for documented error
+    envelope members that are missing."""
+    yield from _request(ex, profile)
     if NOTE_SINGLE_CHUNK in ex.notes:
-        return _single_chunk(ex, profile, strict)
+        yield from _single_chunk(ex, profile, strict)
+        return
     from .rules import check_exchange
 
-    return check_exchange(ex, profile, strict=strict)
+    yield from check_exchange(ex, profile, strict=strict, request_rules=False)
+    yield from _envelope_members(ex)
 
 
 def validate_file(path: str | Path, profile: Profile, *, fmt: str = "auto", strict: bool = False,
@@ -132,6 +212,8 @@ def validate_file(path: str | Path, profile: Profile, *, fmt: str = "auto", stri
             for v in check(ex, profile, strict):
                 _add(result, _clean(v, ex.entry))
         result.notes.extend(capture.notes)
+    except NotACapture as exc:
+        return _skipped(result, str(exc))
     except CaptureError as exc:
         return _unreadable(result, str(exc))
     except RecursionError:
@@ -163,6 +245,16 @@ def _unreadable(result: FileResult, reason: str) -> FileResult:
     return result
 
 
+def _skipped(result: FileResult, reason: str) -> FileResult:
+    result.status = SKIPPED
+    result.notes = [redact_text(reason)]
+    result.exchanges = 0
+    result.violations.clear()
+    result.warnings.clear()
+    result.unlisted.clear()
+    return result
+
+
 def validate_paths(paths: Iterable[str | Path], profile: Profile | str = "dashscope", *, fmt: str = "auto",
                    strict: bool = False) -> Iterator[FileResult]:
     """One FileResult per file (lazily, in order). Raises ProfileError for an unknown profile."""
@@ -175,7 +267,7 @@ def validate_paths(paths: Iterable[str | Path], profile: Profile | str = "dashsc
 
 
 def exit_code(results: Iterable[FileResult]) -> int:
-    """0 all valid, 1 any violation, 2 any unreadable file (DESIGN.md exit codes)."""
+    """0 all valid (or skipped), 1 any violation, 2 any unreadable file (DESIGN.md exit codes)."""
     statuses = {r.status for r in results}
     if UNREADABLE in statuses:
         return 2

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.captures import NOTE_SINGLE_CHUNK, CaptureError, detect_format, read_path
+from conformance.captures import NOTE_SINGLE_CHUNK, CaptureError, NotACapture, detect_format, read_path
 from conformance.captures.jsonl_reader import read_jsonl
 from conformance.exchange import Exchange, HTTPRequest
 from conformance.recording import write_recording
@@ -315,3 +315,46 @@ def test_missing_path_and_directory(tmp_path: Path) -> None:
         read_path(tmp_path / "nope.sse")
     with pytest.raises(CaptureError, match="is a directory"):
         read_path(tmp_path)
+
+
+# -- not captures at all ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "content", "what"), [
+    ("summary.json", json.dumps({"tool": "chatconf", "checks": [], "totals": {}}), "chatconf run summary"),
+    ("summary.json", json.dumps({"tool": "chatconf", "regions": {}}), "chatconf load summary"),
+    ("samples.jsonl", json.dumps({"region": "sg", "kind": "stream", "worker": 0, "ok": True, "e2e_ms": 1.0})
+     + "\n", "chatconf load samples"),
+    ("report.html", "<!doctype html><html></html>", "HTML document"),
+    ("report.html", "", "HTML document"),
+    ("index", "\ufeff\n <HTML><body>x</body></HTML>", "HTML document"),
+    ("junit.xml", '<?xml version="1.0"?>\n<testsuite name="chatconf"></testsuite>', "JUnit XML report"),
+    ("models.json", json.dumps({"object": "list", "data": []}), "unrecognised JSON document"),
+    ("run.log", "INFO starting\n", "log file"),
+])
+def test_non_captures_raise_not_a_capture(tmp_path: Path, name: str, content: str, what: str) -> None:
+    with pytest.raises(NotACapture, match=f"^not a capture: {what}"):
+        list(read_path(write(tmp_path, name, content)))
+    assert issubclass(NotACapture, CaptureError)  # callers that only know CaptureError still refuse it
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("x.json", "42"), ("x.json", "[1, 2]"), ("x.json", '{"choices": ['), ("x.log", '{"choices": ['),
+    ("x.jsonl", '{"model": "qwen-plus"}\n{"model": "qwen-max"}\n'),
+    ("pair.json", '{"request": {"body": {}}, "response": "oops"}'),      # an attempt at a pair
+    ("line.json", '{"chatconf": "recording/1", "request": {"body": {}}}'),  # a recording line, no response
+])
+def test_broken_input_stays_a_plain_capture_error(tmp_path: Path, name: str, content: str) -> None:
+    with pytest.raises(CaptureError) as info:
+        list(read_path(write(tmp_path, name, content)))
+    assert not isinstance(info.value, NotACapture)
+
+
+def test_jsonl_lines_may_be_bare_documents(tmp_path: Path) -> None:
+    record = {"request": {"body": REQUEST}, "response": {"status": 200, "body": COMPLETION}}
+    lines = [json.dumps(REQUEST), json.dumps(record), json.dumps(COMPLETION), json.dumps(ERROR), json.dumps(CHUNK)]
+    exchanges = list(read_path(write(tmp_path, "mixed.jsonl", "\n".join(lines) + "\n")))
+    assert [e.entry for e in exchanges] == [0, 1, 2, 3, 4]
+    assert exchanges[0].request.body == REQUEST and exchanges[0].status is None
+    assert exchanges[1].status == 200 and exchanges[1].request.body == REQUEST
+    assert exchanges[2].body == COMPLETION and exchanges[3].is_error
+    assert NOTE_SINGLE_CHUNK in exchanges[4].notes

@@ -114,7 +114,7 @@ def test_mid_stream_error_ends_the_stream_with_or_without_done() -> None:
     items = [*plain()[:2], err]
     assert run(items) == []
     assert run([*items, "[DONE]"]) == []
-    broken = [*items[:2], {"error": {"type": "x"}}]
+    broken = [*items[:2], {"error": {"type": "x", "code": None}}]
     found = run(broken)
     assert ids(found) == ["schema.error"] and found[0].event == 2
 

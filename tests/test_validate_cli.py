@@ -53,12 +53,26 @@ def bad_results() -> dict[str, dict[str, Any]]:
     return {Path(f["path"]).name: f for f in json.loads(proc.stdout)["files"]}
 
 
+# Good *server* traffic whose captured request is itself invalid (the server rightly refused it):
+# validate judges every captured request, so these files are invalid, and only by the client's fault.
+REFUSED_INVALID_REQUESTS = {"f07-error-thinking-non-stream.jsonl": "request.thinking-non-stream",
+                            "f08-error-stream-request-sse-body.jsonl": "request.role-allowed"}
+
+
 def test_every_good_fixture_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
     code, doc = run_json(capsys, str(FIXTURES / "good"))
-    problems = {f["path"]: f["violations"] or f.get("error") for f in doc["files"] if f["status"] != "valid"}
+    files = {Path(f["path"]).name: f for f in doc["files"]}
+    problems = {name: f["violations"] or f.get("error") for name, f in files.items()
+                if f["status"] != "valid" and name not in REFUSED_INVALID_REQUESTS}
     assert problems == {}
-    assert code == 0 and len(doc["files"]) >= 10
+    assert code == 1 and len(doc["files"]) >= 10
     assert any(f["path"].endswith(".har") for f in doc["files"])
+    for name, rule in REFUSED_INVALID_REQUESTS.items():
+        f = files[name]
+        assert f["status"] == "invalid"
+        assert [(v["rule"], v["blame"]) for v in f["violations"]] == [(rule, "client")]
+        assert f["violations"][0]["message"].startswith(
+            "client sent an invalid request (the server rightly refused it: HTTP 400): expected ")
 
 
 @pytest.mark.parametrize("path", BAD, ids=[p.name for p in BAD])
@@ -96,7 +110,8 @@ def test_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     for f in doc["files"]:
         assert {"path", "status", "violations"} <= set(f)
         for v in f["violations"]:
-            assert set(v) == {"rule", "entry", "event", "pointer", "message"}
+            assert set(v) == {"rule", "entry", "event", "pointer", "message", "blame"}
+            assert v["blame"] == ("client" if v["rule"].startswith("request.") else "server")
             assert isinstance(v["entry"], int) and (v["event"] is None or isinstance(v["event"], int))
     assert doc["files"][0]["violations"][0]["rule"] == "stream.done-last"
 
@@ -224,3 +239,158 @@ def test_real_console_script_on_a_mixed_directory(tmp_path: Path) -> None:
                            str(FIXTURES / "unreadable" / "binary.sse")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr == ""
     assert proc.stdout.splitlines()[-1] == "3 files: 2 valid, 0 invalid (0 violations), 1 unreadable"
+
+
+# -- documented members of the error envelope and null-only fields -------------------------------
+
+ENVELOPE = {"message": "Incorrect API key provided. ", "type": "invalid_request_error", "param": None,
+            "code": "invalid_api_key"}
+
+
+def _envelope_without(*names: str, **values: Any) -> dict[str, Any]:
+    err = {k: v for k, v in {**ENVELOPE, **values}.items() if k not in names}
+    return {"error": err}
+
+
+@pytest.mark.parametrize(("missing", "values", "status", "warned"), [
+    ((), {}, "valid", []),
+    ((), {"code": None}, "valid", []),                     # real servers send code: null
+    (("param",), {}, "valid", ["param"]),                   # real DashScope omits param (C4)
+    (("type", "param"), {}, "valid", ["type", "param"]),
+    (("code",), {}, "invalid", []),                         # seed 001: "includes code and message fields"
+    (("message",), {}, "invalid", []),
+], ids=["complete", "code-null", "no-param", "no-type-no-param", "no-code", "no-message"])
+def test_error_envelope_members(capsys: pytest.CaptureFixture[str], tmp_path: Path, missing: tuple[str, ...],
+                                values: dict[str, Any], status: str, warned: list[str]) -> None:
+    path = tmp_path / "error.json"
+    path.write_text(json.dumps(_envelope_without(*missing, **values)))
+    code, doc = run_json(capsys, str(path))
+    (f,) = doc["files"]
+    assert f["status"] == status and code == (1 if status == "invalid" else 0), f
+    if status == "invalid":
+        assert [(v["rule"], v["pointer"], v["blame"]) for v in f["violations"]] == [("schema.error", "/error",
+                                                                                   "server")]
+        assert repr(missing[0]) in f["violations"][0]["message"]
+    assert [w["message"].split("`")[1] for w in f.get("warnings", [])] == warned
+    assert all(w["rule"] == "schema.error" for w in f.get("warnings", []))
+
+
+def test_null_only_fields(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """system_fingerprint is documented as null-only ("returns null"): an object is invalid in a
+    completion and in a chunk. logprobs and function_call objects are what OpenAI sends: allowed."""
+    completion = json.loads((FIXTURES / "good" / "f01-nonstream-text.json").read_text())
+    fingerprint = tmp_path / "fingerprint.json"
+    fingerprint.write_text(json.dumps({**completion, "system_fingerprint": {}}))
+    chunk = tmp_path / "chunk.sse"
+    chunk.write_text("data: " + json.dumps({
+        "choices": [{"delta": {"content": "hi", "role": "assistant"}, "finish_reason": "stop", "index": 0}],
+        "object": "chat.completion.chunk", "created": 1, "model": "qwen-plus", "id": "chatcmpl-1",
+        "system_fingerprint": {"v": 1}}) + "\n\ndata: [DONE]\n\n")
+    choice = completion["choices"][0]
+    objects = tmp_path / "objects.json"
+    objects.write_text(json.dumps({**completion, "choices": [
+        {**choice, "logprobs": {"content": []},
+         "message": {**choice["message"], "function_call": {"name": "f", "arguments": "{}"}}}]}))
+    code, doc = run_json(capsys, str(fingerprint), str(chunk), str(objects))
+    assert code == 1
+    assert [f["status"] for f in doc["files"]] == ["invalid", "invalid", "valid"]
+    assert [(v["rule"], v["pointer"]) for v in doc["files"][0]["violations"]] == [
+        ("schema.completion", "/system_fingerprint")]
+    assert [(v["rule"], v["event"], v["pointer"]) for v in doc["files"][1]["violations"]] == [
+        ("schema.chunk", 0, "/system_fingerprint")]
+
+
+# -- files that are not chat traffic are skipped, never misread ----------------------------------
+
+LOAD_SAMPLE = {"region": "singapore", "kind": "stream", "t": 1.5, "worker": 0, "ok": True, "status": 200,
+               "error": None, "error_code": None, "ttft_ms": 180.2, "e2e_ms": 900.1, "itl_ms": [12.5],
+               "completion_tokens": 12, "violations": 0, "violation_samples": [], "request_id": "x"}
+
+
+def _report_dirs(root: Path) -> tuple[Path, Path]:
+    """A `chatconf run --report-dir` and a `chatconf load --report-dir` as the tools write them."""
+    from conformance.reports import write_run_reports
+    from conformance.reports.junit import write_junit
+    from conformance.results import CheckResult, RunSummary
+
+    run_dir, load_dir = root / "run", root / "load"
+    summary = RunSummary(target={"base_url": "http://127.0.0.1:1/v1", "model": "qwen-plus"},
+                         checks=[CheckResult("stream.done-last", "[DONE] ends the stream", status="failed",
+                                             message="no [DONE]", evidence={"error": {"message": "x"}}),
+                                 CheckResult("request.temperature-range", "temperature bounds")])
+    write_run_reports(summary, run_dir)
+    write_junit(summary, run_dir / "junit.xml")
+    (run_dir / "recording.jsonl").write_bytes((FIXTURES / "good" / "f03-stream-usage.jsonl").read_bytes())
+    load_dir.mkdir()
+    (load_dir / "summary.json").write_text(json.dumps({
+        "tool": "chatconf", "version": "0.1.0", "target": {}, "duration_s": 10.0, "users": 2,
+        "regions": {"singapore": {"requests": 2}}, "generator": {}}, indent=1))
+    (load_dir / "samples.jsonl").write_text("".join(json.dumps(LOAD_SAMPLE) + "\n" for _ in range(3)))
+    (load_dir / "report.html").write_text("\n<!DOCTYPE html>\n<html lang=en><body>load</body></html>\n")
+    (load_dir / "locust.log").write_text("[2026-03-02 10:00:00,000] host/INFO/locust.main: Starting Locust\n")
+    return run_dir, load_dir
+
+
+def test_report_directories_skip_chatconf_own_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    run_dir, load_dir = _report_dirs(tmp_path)
+    code, out, _ = run(capsys, str(tmp_path))
+    assert code == 0, out
+    lines = out.splitlines()
+    assert f"{load_dir / 'locust.log'}: SKIPPED (not a capture: log file (no SSE events or JSON objects))" in lines
+    assert f"{load_dir / 'report.html'}: SKIPPED (not a capture: HTML document)" in lines
+    assert f"{load_dir / 'samples.jsonl'}: SKIPPED (not a capture: chatconf load samples)" in lines
+    assert f"{load_dir / 'summary.json'}: SKIPPED (not a capture: chatconf load summary)" in lines
+    assert f"{run_dir / 'junit.xml'}: SKIPPED (not a capture: JUnit XML report)" in lines
+    assert f"{run_dir / 'recording.jsonl'}: VALID (1 exchange)" in lines
+    assert f"{run_dir / 'report.html'}: SKIPPED (not a capture: HTML document)" in lines
+    assert f"{run_dir / 'summary.json'}: SKIPPED (not a capture: chatconf run summary)" in lines
+    assert lines[-1] == "8 files: 1 valid, 0 invalid (0 violations), 0 unreadable, 7 skipped"
+    code, doc = run_json(capsys, str(run_dir))
+    assert code == 0
+    by_name = {Path(f["path"]).name: f for f in doc["files"]}
+    assert {n: f["status"] for n, f in by_name.items()} == {"junit.xml": "skipped", "recording.jsonl": "valid",
+                                                           "report.html": "skipped", "summary.json": "skipped"}
+    assert by_name["summary.json"] == {"path": str(run_dir / "summary.json"), "status": "skipped",
+                                       "violations": [], "exchanges": 0,
+                                       "notes": ["not a capture: chatconf run summary"]}
+
+
+def test_skipped_files_leave_the_exit_code_alone(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    run_dir, _ = _report_dirs(tmp_path)
+    summary = str(run_dir / "summary.json")
+    assert run(capsys, summary)[0] == 0  # named explicitly: skipped all the same
+    bad = str(FIXTURES / "bad" / "stream.done-last.jsonl")
+    assert run(capsys, summary, bad)[0] == 1
+    code, out, _ = run(capsys, summary, str(FIXTURES / "unreadable" / "truncated.json"))
+    assert code == 2 and out.splitlines()[-1] == "2 files: 0 valid, 0 invalid (0 violations), 1 unreadable, 1 skipped"
+
+
+@pytest.mark.parametrize(("name", "content", "reason"), [
+    ("models.json", {"object": "list", "data": [{"id": "qwen-plus", "object": "model"}]}, "unrecognised JSON"),
+    ("config.json", {"editor.fontSize": 12}, "unrecognised JSON"),
+    ("list.json", [{"a": 1}, {"b": 2}], "unrecognised JSON"),
+    ("page.txt", "  <html><head></head></html>", "HTML document"),
+    ("page.htm", '{"model": "qwen-plus", "messages": []}', "HTML document"),
+    ("feed.xml", '<?xml version="1.0"?><rss></rss>', "XML document"),
+], ids=["models-listing", "config", "list-of-objects", "html-content", "htm-extension", "xml"])
+def test_documents_of_no_capture_shape_are_skipped(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                   name: str, content: Any, reason: str) -> None:
+    path = tmp_path / name
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    code, doc = run_json(capsys, str(path))
+    (f,) = doc["files"]
+    assert code == 0 and f["status"] == "skipped" and f["violations"] == [], f
+    assert f["notes"][0].startswith(f"not a capture: {reason}")
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("completion.json", {"id": "chatcmpl-1", "model": "qwen-plus", "created": 1}),   # lost its choices
+    ("error.json", {"error": "boom"}),                                               # envelope without object
+    ("request.json", {"model": "qwen-plus", "stream": True}),                        # lost its messages
+])
+def test_broken_captures_are_still_checked_not_skipped(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                       name: str, content: Any) -> None:
+    path = tmp_path / name
+    path.write_text(json.dumps(content))
+    code, doc = run_json(capsys, str(path))
+    assert code == 1 and doc["files"][0]["status"] == "invalid"

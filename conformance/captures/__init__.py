@@ -2,7 +2,9 @@
 
 `read_path(path, fmt="auto")` picks the reader (by `fmt`, else by content and extension) and
 returns a lazy iterator of Exchanges; anything unreadable raises `CaptureError` with a one-line
-reason, possibly while iterating (streamed formats find a bad byte only when they reach it).
+reason, possibly while iterating (streamed formats find a bad byte only when they reach it);
+a file that is recognisably something else (a chatconf summary, an HTML report) raises its
+subclass `NotACapture`.
 The iterator's `notes` collects file-level remarks (HAR entries skipped, ...).
 """
 
@@ -13,14 +15,15 @@ from pathlib import Path
 
 from ..exchange import Exchange
 from .detect import FORMATS, detect_format
-from .errors import CaptureError
+from .errors import CaptureError, NotACapture
 from .har_reader import read_har
 from .json_reader import read_json
 from .jsonl_reader import read_jsonl
 from .shapes import NOTE_SINGLE_CHUNK
 from .sse_reader import read_sse
 
-__all__ = ["FORMATS", "NOTE_SINGLE_CHUNK", "Capture", "CaptureError", "detect_format", "read_path"]
+__all__ = ["FORMATS", "NOTE_SINGLE_CHUNK", "Capture", "CaptureError", "NotACapture", "detect_format",
+           "read_path"]
 
 
 class Capture(Iterator[Exchange]):

@@ -1,7 +1,8 @@
 """Which reader a file needs: by `--format`, then by content (SSE is unmistakable), then extension.
 
 Only the first block is looked at, so detection is cheap on multi-GB files. Empty and binary files
-are refused here with a clear reason, before any reader runs.
+are refused here with a clear reason, before any reader runs. Markup (HTML reports, JUnit XML) and
+`.log` files of plain text are not captures at all: `NotACapture` names them, and validate skips them.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..sse import looks_like_sse
-from .errors import CaptureError
+from .errors import CaptureError, NotACapture
 
 FORMATS = ("har", "sse", "json", "jsonl")
 EXTENSIONS = {".har": "har", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".sse": "sse",
               ".eventstream": "sse"}
 """`.txt` is not listed: a text file is whatever its content looks like."""
+HTML_EXTENSIONS = (".html", ".htm")
 SNIFF_BYTES = 64 * 1024
 _BOM = b"\xef\xbb\xbf"
 
@@ -32,6 +34,8 @@ def read_head(path: Path) -> bytes:
 def sniff(head: bytes, suffix: str = "") -> str:
     """Format name for a file starting with `head` (raises CaptureError for empty/binary/unknown)."""
     body = head[3:] if head.startswith(_BOM) else head
+    if suffix.lower() in HTML_EXTENSIONS:
+        raise NotACapture("HTML document")
     if not body.strip():
         raise CaptureError("empty file" if not head else "file contains only whitespace")
     if b"\x00" in head:
@@ -41,6 +45,11 @@ def sniff(head: bytes, suffix: str = "") -> str:
         return "sse"
     by_ext = EXTENSIONS.get(suffix.lower())
     stripped = text.lstrip()
+    markup = _markup(stripped)
+    if markup is not None:
+        raise NotACapture(markup)
+    if suffix.lower() == ".log" and not stripped.startswith("{"):
+        raise NotACapture("log file (no SSE events or JSON objects)")  # e.g. a load run's locust.log
     if by_ext in ("har", "jsonl") or (by_ext == "json" and stripped[:1] in "{["):
         return by_ext
     if stripped.startswith("["):
@@ -50,6 +59,16 @@ def sniff(head: bytes, suffix: str = "") -> str:
     if by_ext is not None:
         return by_ext  # the reader will give the precise reason
     raise CaptureError("not a capture: expected an SSE transcript, JSON, JSONL or HAR")
+
+
+def _markup(text: str) -> str | None:
+    """"HTML document" / "JUnit XML report" / "XML document" for markup, else None."""
+    low = text[:1024].lower()
+    if low.startswith(("<!doctype html", "<html")):
+        return "HTML document"
+    if low.startswith("<?xml") or low.startswith(("<testsuites", "<testsuite")):
+        return "JUnit XML report" if "<testsuite" in text[:SNIFF_BYTES] else "XML document"
+    return None
 
 
 def _several_json_lines(text: str) -> bool:

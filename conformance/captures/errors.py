@@ -25,5 +25,14 @@ class CaptureError(ValueError):
         super().__init__(" ".join(str(reason).split()) or "unreadable capture")
 
 
+class NotACapture(CaptureError):
+    """A file that is recognisably something else (a chatconf summary, an HTML or JUnit report, a JSON
+    document of no capture shape): validate skips it with this reason instead of calling it unreadable.
+    `str(exc)` reads "not a capture: <what it is>"."""
+
+    def __init__(self, what: str):
+        super().__init__(f"not a capture: {what}")
+
+
 def mib(n: int) -> str:
     return f"{n / (1024 * 1024):.0f} MiB"

@@ -1,6 +1,8 @@
 """Single JSON documents: a request, a completion, an error envelope, a chunk, a recording pair
 (`{"request": ..., "response": ...}`, the JSONL line format) or a list of those; HAR documents
 saved as .json are handed to the HAR reader. The shape decides, since bare bodies carry no label.
+A JSON document of none of these shapes (chatconf's own summary.json, a /models listing, any other
+JSON file) is not chat traffic: `NotACapture` says what it is, and validate skips it.
 """
 
 from __future__ import annotations
@@ -13,18 +15,23 @@ from ..exchange import Exchange, HTTPRequest
 from ..jsonutil import JSONError, depth_exceeds, dumps, loads
 from ..recording import RecordError, record_to_exchange
 from ..sse import SSEEvent
-from .errors import MAX_DOCUMENT_BYTES, CaptureError, mib
+from .errors import MAX_DOCUMENT_BYTES, CaptureError, NotACapture, mib
 from .shapes import (
     NOTE_REQUEST_ONLY,
     NOTE_SINGLE_CHUNK,
     NOTE_STATUS_ASSUMED,
     NOTE_STATUS_UNKNOWN,
+    classify,
     is_chunk,
+    is_completion,
     is_error_envelope,
     is_har,
     is_record,
     is_request,
+    non_capture,
 )
+
+NOT_CHAT_JSON = "unrecognised JSON document (no chat request, completion, chunk, error, pair or HAR shape)"
 
 
 def load_document(path: Path, limit: int | None = None, what: str = "JSON document") -> Any:
@@ -64,6 +71,7 @@ def json_reason(exc: JSONError, data: bytes) -> str:
 
 def read_json(path: Path, *, source: str = "") -> Iterator[Exchange]:
     doc = load_document(path)
+    not_chat(doc)
     if is_har(doc):
         from .har_reader import iter_har  # a HAR saved as .json
 
@@ -73,6 +81,18 @@ def read_json(path: Path, *, source: str = "") -> Iterator[Exchange]:
         yield from _read_list(doc, source)
         return
     yield document_exchange(doc, source=source)
+
+
+def not_chat(doc: Any) -> None:
+    """Raise NotACapture for a parsed document that is recognisably not chat traffic: one of
+    chatconf's own files, or an object (or list of objects) of no capture shape. Scalars and lists
+    of non-objects stay CaptureErrors: that is broken input, not some other kind of file."""
+    items = doc if isinstance(doc, list) else [doc]
+    what = non_capture(items[0]) if items else None
+    if what is not None:
+        raise NotACapture(what)
+    if items and all(isinstance(item, dict) and classify(item) is None for item in items):
+        raise NotACapture(NOT_CHAT_JSON)
 
 
 def document_exchange(doc: Any, *, source: str = "", entry: int = 0) -> Exchange:
@@ -90,7 +110,7 @@ def document_exchange(doc: Any, *, source: str = "", entry: int = 0) -> Exchange
         return Exchange(status=200, events=[event], source=source, entry=entry, notes=[NOTE_SINGLE_CHUNK])
     if is_error_envelope(doc):
         return Exchange(body=doc, source=source, entry=entry, notes=[NOTE_STATUS_UNKNOWN])
-    if isinstance(doc, dict) and ("choices" in doc or doc.get("object") == "chat.completion"):
+    if is_completion(doc):
         return Exchange(status=200, body=doc, source=source, entry=entry, notes=[NOTE_STATUS_ASSUMED])
     if isinstance(doc, dict):
         return Exchange(body=doc, source=source, entry=entry, notes=[NOTE_STATUS_UNKNOWN])

@@ -1,6 +1,9 @@
 """The project's JSONL recordings (conformance/recording.py): one Exchange per line, read lazily.
 
-Lines are read with a length limit, so a runaway 200 MB line is refused without being loaded.
+A line may also be a bare document of a capture shape (a request body, a completion, a chunk, an
+error envelope: logged traffic often looks like that). Lines are read with a length limit, so a
+runaway 200 MB line is refused without being loaded. chatconf's own load samples.jsonl is not
+traffic: it is recognised by its first line and skipped (NotACapture).
 """
 
 from __future__ import annotations
@@ -9,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..exchange import Exchange
-from ..recording import RecordError, iter_recording
-from .errors import MAX_EVENT_BYTES, CaptureError, mib
+from ..jsonutil import JSONError, loads
+from ..recording import RecordError, record_to_exchange
+from .errors import MAX_EVENT_BYTES, CaptureError, NotACapture, mib
+from .shapes import classify, non_capture
 
 
 def _lines(path: Path, limit: int) -> Iterator[str]:
@@ -35,10 +40,35 @@ def _lines(path: Path, limit: int) -> Iterator[str]:
                 raise CaptureError(f"line {lineno}: invalid UTF-8 at byte {exc.start}") from exc
 
 
+def _exchanges(lines: Iterator[str], source: str) -> Iterator[Exchange]:
+    """iter_recording, plus bare documents of a capture shape (entry = line's index among entries)."""
+    from .json_reader import document_exchange
+
+    entry = 0
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            doc = loads(line)
+        except JSONError as exc:
+            raise RecordError(f"line {lineno}: not JSON ({exc})") from exc
+        if entry == 0 and (what := non_capture(doc)) is not None:
+            raise NotACapture(what)
+        shape = classify(doc)
+        try:
+            if shape in (None, "record", "har"):
+                yield record_to_exchange(doc, source=source, entry=entry)
+            else:
+                yield document_exchange(doc, source=source, entry=entry)
+        except RecordError as exc:
+            raise RecordError(f"line {lineno}: {exc}") from exc
+        entry += 1
+
+
 def read_jsonl(path: Path, *, source: str = "", limit: int = MAX_EVENT_BYTES) -> Iterator[Exchange]:
     count = 0
     try:
-        for ex in iter_recording(_lines(path, limit), source=source):
+        for ex in _exchanges(_lines(path, limit), source):
             count += 1
             yield ex
     except RecordError as exc:

@@ -2,7 +2,8 @@
 
 Text output is one line per finding, `path:entry:event: rule: message [at pointer]`, so it stays
 grep-able; each file gets a verdict line and the run a one-line total. `--json` prints exactly one
-JSON object `{"files": [...]}`. Exit 0 all valid, 1 any violation, 2 any unreadable file or bad usage.
+JSON object `{"files": [...]}`. Exit 0 all valid, 1 any violation, 2 any unreadable file or bad usage;
+files that are not captures at all are SKIPPED with the reason and leave the exit code alone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TextIO
 from ..errors import UsageError
 from ..jsonutil import dumps
 from ..profiles import ProfileError, load_profile
-from ..validate import INVALID, UNREADABLE, FileResult, exit_code, validate_paths
+from ..validate import INVALID, SKIPPED, STATUSES, UNREADABLE, FileResult, exit_code, validate_paths
 
 
 def _plural(n: int, word: str) -> str:
@@ -28,6 +29,9 @@ def _where(path: str, v: object) -> str:
 
 def print_file(result: FileResult, out: TextIO) -> None:
     """Findings first (one line each), then the file's verdict."""
+    if result.status == SKIPPED:
+        out.write(f"{result.path}: SKIPPED ({'; '.join(result.notes)})\n")
+        return
     for v in result.violations:
         at = f" [at {v.pointer}]" if v.pointer else ""
         out.write(f"{_where(result.path, v)}: {v.rule}: {v.message}{at}\n")
@@ -50,11 +54,13 @@ def print_file(result: FileResult, out: TextIO) -> None:
 
 
 def summary_line(results: list[FileResult]) -> str:
-    counts = {s: sum(1 for r in results if r.status == s) for s in ("valid", "invalid", "unreadable")}
+    counts = {s: sum(1 for r in results if r.status == s) for s in STATUSES}
     violations = sum(r.violation_count for r in results)
     warnings = sum(r.warning_count for r in results)
     parts = [f"{counts['valid']} valid", f"{counts['invalid']} invalid ({_plural(violations, 'violation')})",
              f"{counts['unreadable']} unreadable"]
+    if counts[SKIPPED]:
+        parts.append(f"{counts[SKIPPED]} skipped")
     if warnings:
         parts.append(_plural(warnings, "warning"))
     return f"{_plural(len(results), 'file')}: {', '.join(parts)}"

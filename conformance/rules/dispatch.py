@@ -1,7 +1,9 @@
 """`check_exchange`: every rule that applies to one Exchange, chosen by what the exchange holds.
 
 - the request body, when known and the server did not reject it: request.* rules (a 4xx answer to
-  an invalid request is the server doing its job, not a finding);
+  an invalid request is the server doing its job, not a finding); `request_rules=False` leaves them
+  out entirely, for callers that judge the request themselves (`chatconf validate` checks every
+  captured request, whatever the answer);
 - a JSON 2xx body: schema.completion + response.*;
 - an event stream: schema.chunk + stream.* through one StreamChecker pass (events may be a
   one-shot iterator);
@@ -24,7 +26,8 @@ from .schema_rules import schema_findings, schemas_for
 from .stream import StreamChecker
 
 
-def check_exchange(ex: Exchange, profile: Profile, *, strict: bool = False) -> Iterator[Violation]:
+def check_exchange(ex: Exchange, profile: Profile, *, strict: bool = False,
+                   request_rules: bool = True) -> Iterator[Violation]:
     """Yield violations in a stable order: request, then response/stream/error findings."""
     req_body = ex.request.body if ex.request is not None else None
     status = ex.status
@@ -37,7 +40,7 @@ def check_exchange(ex: Exchange, profile: Profile, *, strict: bool = False) -> I
             and looks_like_sse(ex.body_text):
         events = decode_bytes(ex.body_text.encode("utf-8"))  # a reader kept an event stream as text
     if events is not None:
-        if req_body is not None:
+        if req_body is not None and request_rules:
             yield from _entry(check_request(req_body, profile), ex.entry)
         checker = StreamChecker(profile, req_body, entry=ex.entry, strict=strict,
                                 headers=ex.headers if ex.headers else None, sent_at=ex.sent_at)
@@ -54,7 +57,7 @@ def check_exchange(ex: Exchange, profile: Profile, *, strict: bool = False) -> I
         return
     if body is None and ex.body_text is None:
         return  # nothing came back (a transport failure is reported by whoever made the call)
-    if req_body is not None:
+    if req_body is not None and request_rules:
         yield from _entry(check_request(req_body, profile), ex.entry)
     yield from _completion(ex, body, profile, strict, req_body)
 
