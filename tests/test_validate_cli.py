@@ -55,8 +55,9 @@ def bad_results() -> dict[str, dict[str, Any]]:
 
 # Good *server* traffic whose captured request is itself invalid (the server rightly refused it):
 # validate judges every captured request, so these files are invalid, and only by the client's fault.
-REFUSED_INVALID_REQUESTS = {"f07-error-thinking-non-stream.jsonl": "request.thinking-non-stream",
-                            "f08-error-stream-request-sse-body.jsonl": "request.role-allowed"}
+REFUSED_INVALID_REQUESTS = {"f08-error-stream-request-sse-body.jsonl": "request.role-allowed"}
+# A refused request that breaks only a production (should) rule: valid, with the client's warning.
+REFUSED_SHOULD_REQUESTS = {"f07-error-thinking-non-stream.jsonl": "request.thinking-non-stream"}
 
 
 def test_every_good_fixture_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
@@ -67,6 +68,8 @@ def test_every_good_fixture_is_valid(capsys: pytest.CaptureFixture[str]) -> None
     assert problems == {}
     assert code == 1 and len(doc["files"]) >= 10
     assert any(f["path"].endswith(".har") for f in doc["files"])
+    for name, rule in REFUSED_SHOULD_REQUESTS.items():
+        assert [(w["rule"], w["blame"]) for w in files[name]["warnings"]] == [(rule, "client")]
     for name, rule in REFUSED_INVALID_REQUESTS.items():
         f = files[name]
         assert f["status"] == "invalid"
@@ -284,7 +287,7 @@ def test_null_only_fields(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     chunk = tmp_path / "chunk.sse"
     chunk.write_text("data: " + json.dumps({
         "choices": [{"delta": {"content": "hi", "role": "assistant"}, "finish_reason": "stop", "index": 0}],
-        "object": "chat.completion.chunk", "created": 1, "model": "qwen-plus", "id": "chatcmpl-1",
+        "object": "chat.completion.chunk", "created": 1770285809, "model": "qwen-plus", "id": "chatcmpl-1",
         "system_fingerprint": {"v": 1}}) + "\n\ndata: [DONE]\n\n")
     choice = completion["choices"][0]
     objects = tmp_path / "objects.json"
