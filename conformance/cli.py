@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="list the checks and planned request count, send nothing")
     run.add_argument("--timeout", type=float, metavar="S",
                      help="seconds without data before a response counts as hung (default: 20 live, 5 loopback)")
+    run.add_argument("--run-timeout", type=float, metavar="S",
+                     help="whole-run deadline in seconds (default 900): checks still to come are skipped and "
+                          "the run ends within it plus one --timeout-derived exchange deadline")
     run.add_argument("--model-caps", metavar="CAPS",
                      help="what --model can do when the profile does not list it: comma-separated from n, tools, "
                           "no-tools, thinking, thinking-stream-only, thinking-always, stream-only, max-output=N "

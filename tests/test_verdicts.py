@@ -136,3 +136,14 @@ def test_auth_reproducers_send_what_the_probe_sent(tmp_path: Path):
     assert f"Authorization: Bearer {PUBLIC_WRONG_KEY}" in wrong and "$VERDICT_KEY" not in wrong
     assert "Authorization" not in missing
     assert "sk-chatconf-verdict-key" not in proc.stdout + (tmp_path / "summary.json").read_text()
+
+
+def test_run_deadline_skips_the_rest_and_says_so(tmp_path: Path):
+    proc = run("run", "--run-timeout", "1", "--report-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "stopped early: the run deadline of 1 s passed" in proc.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["stopped"] == "the run deadline of 1 s passed"
+    skipped = [c for c in summary["checks"] if c["status"] == "skipped"]
+    assert skipped and all(c["message"].startswith("not run: the run deadline") for c in skipped)
+    assert summary["duration_s"] < 30

@@ -54,7 +54,7 @@ def _pytest_args(args: argparse.Namespace, ini: str) -> list[str]:
                         ("--chatconf-max-requests", args.max_requests), ("--chatconf-examples", args.examples),
                         ("--chatconf-report-dir", args.report_dir), ("--chatconf-junit", args.junit),
                         ("--chatconf-timeout", args.timeout), ("--chatconf-fail-on", args.fail_on),
-                        ("--chatconf-model-caps", args.model_caps)):
+                        ("--chatconf-model-caps", args.model_caps), ("--chatconf-run-timeout", args.run_timeout)):
         if value is not None:
             out += [flag, str(value)]
     if args.fault:
@@ -99,6 +99,8 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("--examples must be at least 1")
     if args.timeout is not None and not 0 < args.timeout <= 600:
         raise UsageError("--timeout must be between 0 and 600 seconds")
+    if args.run_timeout is not None and not 0 < args.run_timeout <= 86_400:
+        raise UsageError("--run-timeout must be between 0 and 86400 seconds")
     live = not target.is_mock and not is_loopback(target.base_url or "")
     model = args.model or profile.default_model
     if args.model_caps is not None:
@@ -176,6 +178,9 @@ def _print_summary(summary: RunSummary, args: Any) -> int:
     print(f"chatconf run: {line} in {summary.duration_s:.1f} s ({sent} requests)", file=out)
     if summary.warned and args.fail_on != "should":
         print(f"  {len(summary.warned)} should-level warning(s) do not fail the run (--fail-on should makes them fail)",
+              file=out)
+    if summary.extra.get("stopped"):
+        print(f"chatconf run: stopped early: {summary.extra['stopped']}; the checks after that point were skipped",
               file=out)
     hint = _profile_hint(summary)
     if hint:

@@ -20,6 +20,8 @@ LIVE_MAX_REQUESTS = 60
 LIVE_EXAMPLES = 5
 MOCK_EXAMPLES = 25
 LIVE_RATE_PER_S = 2.0
+RUN_TIMEOUT_S = 900.0
+"""Default whole-run deadline: a run ends within it plus one exchange deadline, whatever the target does."""
 
 
 @dataclass
@@ -39,6 +41,7 @@ class SuiteSettings:
     timeout_s: float | None = None
     fail_on: str = "must"
     model_caps: str | None = None
+    run_timeout_s: float | None = None
 
 
 @dataclass
@@ -50,6 +53,7 @@ class SuiteContext:
     api_key_env: str = field(init=False)
     results: dict[str, CheckResult] = field(default_factory=dict)
     planned: list[str] = field(default_factory=list)
+    stopped: str | None = None     # why the run stopped starting checks (deadline, unresponsive target)
     started_at: float = field(default_factory=time.monotonic)
     summary: RunSummary | None = None
     _client: ChatClient | None = None
@@ -141,6 +145,17 @@ class SuiteContext:
         if self._recording is not None:
             self._recording.write(ex)
 
+    @property
+    def run_timeout_s(self) -> float:
+        return self.settings.run_timeout_s or RUN_TIMEOUT_S
+
+    def stop_reason(self) -> str | None:
+        """Why no further check may start (the whole-run deadline passed), or None."""
+        elapsed = time.monotonic() - self.started_at
+        if elapsed > self.run_timeout_s:
+            self.stopped = f"the run deadline of {self.run_timeout_s:g} s passed"
+        return self.stopped
+
     # -- results --------------------------------------------------------------------------------
 
     def target_info(self) -> dict[str, Any]:
@@ -158,6 +173,8 @@ class SuiteContext:
                              checks=sorted(self.results.values(), key=lambda c: (c.area, c.id)),
                              interrupted=interrupted,
                              not_run=[cid for cid in self.planned if cid not in self.results])
+        if self.stopped:
+            summary.extra["stopped"] = self.stopped
         summary.extra["requests"] = {"sent": self._client.sent if self._client else 0,
                                      "retried": self._client.retried if self._client else 0,
                                      "budget": self._client.config.max_requests if self._client else None}

@@ -60,6 +60,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
          help="chatconf: fault mode for the embedded mock (self-test)")
     _add(g, "--chatconf-console", dest="chatconf_console", action="store_true", default=False,
          help="chatconf: print check-by-check progress (used by `chatconf run`)")
+    _add(g, "--chatconf-run-timeout", dest="chatconf_run_timeout", type=float, default=None,
+         help="chatconf: whole-run deadline in seconds (default 900); checks still to come are skipped")
     _add(g, "--chatconf-model-caps", dest="chatconf_model_caps", default=None,
          help="chatconf: what a model the profile does not list can do, e.g. 'n,tools,thinking,max-output=8192'")
     _add(g, "--chatconf-fail-on", dest="chatconf_fail_on", choices=FAIL_ON, default="must",
@@ -75,7 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
         model=o.chatconf_model, profile=o.chatconf_profile, max_requests=o.chatconf_max_requests,
         examples=o.chatconf_examples, report_dir=o.chatconf_report_dir, junit=o.chatconf_junit,
         faults=tuple(o.chatconf_faults or ()), console=bool(o.chatconf_console), timeout_s=o.chatconf_timeout,
-        fail_on=o.chatconf_fail_on, model_caps=o.chatconf_model_caps)
+        fail_on=o.chatconf_fail_on, model_caps=o.chatconf_model_caps, run_timeout_s=o.chatconf_run_timeout)
 
 
 def _context(config: pytest.Config) -> SuiteContext:
@@ -122,6 +124,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         check = getattr(item, "callspec", None) and item.callspec.params.get("check")
         if isinstance(check, Check) and check.id not in planned:
             planned.append(check.id)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """The whole-run deadline: once it has passed, every check still to come is skipped, not run."""
+    if CONTEXT not in item.config.stash:
+        return
+    ctx = item.config.stash[CONTEXT]
+    reason = ctx.stop_reason()
+    if reason is not None:
+        pytest.skip(f"not run: {reason}")
 
 
 @pytest.fixture(scope="session")
