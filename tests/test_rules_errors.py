@@ -92,12 +92,14 @@ def test_request_rules_are_silent_when_the_server_rejected_the_request() -> None
     bad_req = {**PLAIN_REQ, "temperature": 2}
     assert rules(Exchange(request=HTTPRequest(body=bad_req), status=400, body=err())) == []
     ok = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1770285809, "model": "qwen-plus",
+          "system_fingerprint": None, "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
           "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]}
     assert rules(Exchange(request=HTTPRequest(body=bad_req), status=200, body=ok)) == ["request.temperature-range"]
 
 
 def completion(message: dict[str, Any], finish: str = "stop") -> dict[str, Any]:
     return {"id": "chatcmpl-1", "object": "chat.completion", "created": 1770285809, "model": "qwen-plus",
+            "system_fingerprint": None,
             "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}],
             "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
 
