@@ -5,7 +5,7 @@ JSON nor SSE), `hang` (reads the request, never answers), `close` (starts an SSE
 the connection), `huge` (a 10 MB JSON body), and:
 
 - `bad-strings`: every answer is a 400 error envelope whose message holds a lone surrogate (the JSON
-  escape `\\ud800`), NUL, C0/C1 controls and raw bytes that are not UTF-8;
+  escape `\\ud800`), NUL and C0/C1 controls; every second one also raw bytes that are not UTF-8;
 - `sse-bad-utf8`: a well-formed stream whose second event holds a byte that is not UTF-8;
 - `echo-key`: echoes the key it received (from `Authorization: Bearer <key>`) in the error message,
   `param`, `code` and the `model` field, raw, JSON-escaped, percent-encoded and in base64;
@@ -29,6 +29,7 @@ class HostileServer:
     def __init__(self, mode: str):
         self.mode = mode
         self.port = 0
+        self.answered = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -97,9 +98,10 @@ class HostileServer:
                     writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                                  b"content-length: %d\r\n\r\n" % len(body) + body)
                 elif self.mode == "bad-strings":
-                    body = (b'{"error":{"message":"bad \\ud800 surrogate, NUL \\u0000, controls \\u001b\\u0085 '
-                            b'and raw bytes \xff\xfe\xc3(","type":"invalid_request_error","param":null,'
-                            b'"code":"bad\\udfff"}}')
+                    self.answered += 1
+                    body = (b'{"error":{"message":"bad \\ud800 surrogate, NUL \\u0000, controls \\u001b\\u0085%s",'
+                            b'"type":"invalid_request_error","param":null,"code":"bad\\udfff"}}'
+                            % (b" and raw bytes \xff\xfe\xc3(" if self.answered % 2 == 0 else b""))
                     writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
                                  b"content-length: %d\r\n\r\n" % len(body) + body)
                 elif self.mode == "sse-bad-utf8":
