@@ -5,27 +5,51 @@ arrival, so the same timestamps serve conformance checks and latency metrics. Th
 the safety belt for live targets: a hard request budget, a client-side rate limit, backoff on
 429/503 (honouring Retry-After), per-read and whole-exchange deadlines, and a cap on body size, so
 a server that hangs, trickles or floods ends up as a failed Exchange, never as a hung run.
+
+Deadline: httpx's read timeout is per read, so a server trickling one header byte a second never
+trips it. Every exchange therefore has a watchdog: the client's network streams report the socket
+in use to the exchange's `_Watch`, and a timer shuts that socket down at `deadline_s`, which wakes
+the blocked read whatever phase it is in (connect is bounded by `connect_timeout_s`). The exchange
+then ends with a transport_error starting "timed out".
+
+Stale connections: when a server closes a keep-alive connection, the next request on it fails
+before any response byte arrives. Such a send (connection closed or refused, no byte received) is
+resent once, transparently, on a new connection; the resend is noted on the Exchange, counted in
+`reconnects` and NOT charged to the request budget a second time (the server never answered the
+first attempt; at most one resend per request, so the budget is exceeded by at most 2x).
+
+Circuit breaker: after `max_silent` (default 3) exchanges in a row ended with no response at all
+(status None: timeout, refused, closed), further sends raise `TargetUnresponsive` at once, so a
+dead target ends the run in seconds instead of one timeout per remaining check.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpcore
 import httpx
 
 from .exchange import Exchange, HTTPRequest, make_headers
 from .jsonutil import JSONError, dumpb, loads
-from .sse import SSEDecoder, SSEError
+from .redact import redact_obj, redact_secrets, registered_secrets
+from .sse import SSEDecoder, SSEError, SSEEvent
 
 USE_CONFIG_KEY: Any = object()
 
 
 class BudgetExhausted(RuntimeError):
     """The run's request budget is spent; remaining checks are skipped, not failed."""
+
+
+class TargetUnresponsive(RuntimeError):
+    """Several requests in a row got no response at all; remaining checks are not run."""
 
 
 @dataclass
@@ -41,6 +65,8 @@ class ClientConfig:
     retries: int = 2
     backoff_s: float = 1.0
     max_backoff_s: float = 20.0
+    max_silent: int | None = 3
+    """Consecutive exchanges without any response before sends fail with TargetUnresponsive."""
 
 
 class _RateLimiter:
@@ -62,6 +88,116 @@ class _RateLimiter:
             time.sleep(start - now)
 
 
+_CURRENT = threading.local()  # the _Watch of the exchange this thread is sending, if any
+
+
+class _Watch:
+    """One exchange's deadline. The network stream in use attaches its socket on every read and
+    write; `fire` (run by a timer) shuts that socket down, which wakes a read blocked in any phase."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self.fired = False
+        self.done = False
+        self.bytes_in = 0
+
+    def attach(self, sock: socket.socket | None) -> None:
+        if sock is None or sock is self._sock:
+            if self.fired and sock is not None:
+                _shutdown(sock)
+            return
+        with self._lock:
+            self._sock = sock
+            fired = self.fired
+        if fired:
+            _shutdown(sock)
+
+    def fire(self) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.fired = True
+            sock = self._sock
+        if sock is not None:
+            _shutdown(sock)
+
+    def finish(self) -> None:
+        with self._lock:
+            self.done = True
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedStream(httpcore.NetworkStream):
+    """httpcore's stream, reporting its socket and the bytes it reads to the current _Watch."""
+
+    def __init__(self, inner: httpcore.NetworkStream):
+        self._inner = inner
+        self._sock = inner.get_extra_info("socket")
+
+    def _watch(self) -> _Watch | None:
+        watch: _Watch | None = getattr(_CURRENT, "watch", None)
+        if watch is not None:
+            watch.attach(self._sock)
+        return watch
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        watch = self._watch()
+        data = self._inner.read(max_bytes, timeout)
+        if watch is not None:
+            watch.bytes_in += len(data)
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._watch()
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _WatchedStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _WatchedBackend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend):
+        self._inner = inner
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:
+        return _WatchedStream(self._inner.connect_tcp(host, port, timeout=timeout, local_address=local_address,
+                                                      socket_options=socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> httpcore.NetworkStream:
+        return _WatchedStream(self._inner.connect_unix_socket(path, timeout=timeout, socket_options=socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _watched_transport() -> httpx.HTTPTransport:
+    """httpx's transport with the watching network backend (httpx has no public hook for it)."""
+    transport = httpx.HTTPTransport(trust_env=False)
+    pool = getattr(transport, "_pool", None)
+    inner = getattr(pool, "_network_backend", None)
+    if inner is None:  # pragma: no cover - an httpcore without the attribute: body-time checks only
+        return transport
+    pool._network_backend = _WatchedBackend(inner)  # type: ignore[union-attr]
+    return transport
+
+
+_NO_RESPONSE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.ConnectError)
+
+
 class ChatClient:
     """One target. `chat(body)` POSTs to {base_url}/chat/completions and returns an Exchange."""
 
@@ -70,13 +206,15 @@ class ChatClient:
         self.base_url = config.base_url.rstrip("/")
         self.sent = 0
         self.retried = 0
+        self.reconnects = 0
+        self._silent = 0
         self._on_exchange = on_exchange
         self._limiter = _RateLimiter(config.rate_per_s)
         self._lock = threading.Lock()
         self._entry = 0
         timeout = httpx.Timeout(config.read_timeout_s, connect=config.connect_timeout_s)
         self._http = httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False,
-                                  headers={"user-agent": "chatconf"})
+                                  headers={"user-agent": "chatconf"}, transport=_watched_transport())
 
     # -- public --------------------------------------------------------------------------------
 
@@ -124,8 +262,16 @@ class ChatClient:
                 pass
         return min(self.config.max_backoff_s, self.config.backoff_s * (2 ** (attempt - 1)))
 
+    def ensure_responsive(self) -> None:
+        """Raise TargetUnresponsive when the circuit breaker is open (callers that are about to
+        start many sends, such as a property test, stop at once instead of one send at a time)."""
+        limit = self.config.max_silent
+        if limit is not None and self._silent >= limit:
+            raise TargetUnresponsive(f"target stopped answering: {self._silent} requests in a row got no response")
+
     def _take_budget(self) -> int:
         with self._lock:
+            self.ensure_responsive()
             if self.config.max_requests is not None and self.sent >= self.config.max_requests:
                 raise BudgetExhausted(f"request budget of {self.config.max_requests} spent")
             self.sent += 1
@@ -153,12 +299,51 @@ class ChatClient:
         try:
             self._transfer(ex, method, url, send_headers, content)
         finally:
+            with self._lock:
+                self._silent = self._silent + 1 if ex.status is None and ex.transport_error else 0
+            if registered_secrets():
+                _scrub(ex)
             if self._on_exchange is not None:
                 self._on_exchange(ex)
         return ex
 
     def _transfer(self, ex: Exchange, method: str, url: str, headers: dict[str, str],
                   content: bytes | None) -> None:
+        """Send, with the watchdog armed for the whole exchange; resend once on a connection that
+        closed before any response byte (a stale keep-alive connection)."""
+        cfg = self.config
+        watch = _Watch()
+        timer = threading.Timer(cfg.deadline_s, watch.fire)
+        timer.daemon = True
+        _CURRENT.watch = watch
+        timer.start()
+        try:
+            for attempt in (0, 1):
+                watch.bytes_in = 0
+                ex.status, ex.headers, ex.events, ex.body, ex.body_text = None, {}, None, None, None
+                ex.transport_error = None
+                error = self._attempt(ex, watch, method, url, headers, content)
+                if (attempt == 0 and isinstance(error, _NO_RESPONSE) and watch.bytes_in == 0
+                        and ex.status is None and not watch.fired):
+                    self.reconnects += 1
+                    ex.notes.append(f"connection closed before any response byte ({_first_line(error)}); "
+                                    "resent once on a new connection")
+                    continue
+                break
+        finally:
+            watch.finish()
+            timer.cancel()
+            _CURRENT.watch = None
+        if watch.fired:
+            if ex.status is None:
+                ex.transport_error = f"timed out: no response headers within the {cfg.deadline_s:g} s deadline"
+            elif ex.events is not None:
+                ex.transport_error = f"timed out: stream still open after {cfg.deadline_s:g} s; stopped reading"
+            else:
+                ex.transport_error = f"timed out: response still arriving after {cfg.deadline_s:g} s; stopped reading"
+
+    def _attempt(self, ex: Exchange, watch: _Watch, method: str, url: str, headers: dict[str, str],
+                 content: bytes | None) -> BaseException | None:
         cfg = self.config
         ex.t_send_ns = time.perf_counter_ns()
         ex.sent_at = time.time()
@@ -176,14 +361,19 @@ class ChatClient:
                     self._read_body(ex, resp, deadline)
         except httpx.TimeoutException as exc:
             ex.transport_error = f"timed out ({type(exc).__name__}: no data for {cfg.read_timeout_s:g} s)"
+            return exc
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
             ex.transport_error = f"connection closed mid-response ({_first_line(exc)})"
+            return exc
         except httpx.ConnectError as exc:
             ex.transport_error = f"cannot connect to {self.base_url} ({_first_line(exc)})"
+            return exc
         except httpx.HTTPError as exc:
             ex.transport_error = f"HTTP error: {type(exc).__name__}: {_first_line(exc)}"
+            return exc
         finally:
             ex.t_end_ns = time.perf_counter_ns()
+        return None
 
     def _read_stream(self, ex: Exchange, resp: httpx.Response, deadline: int) -> None:
         decoder = SSEDecoder(max_event_bytes=self.config.max_body_bytes)
@@ -204,21 +394,52 @@ class ChatClient:
             events.extend(decoder.close())
         except SSEError as exc:
             ex.transport_error = f"not an event stream: {exc}"
+        finally:
+            if decoder.decode_errors:
+                # `chatconf validate` refuses these bytes; the live path must not pass them silently.
+                what = (f"invalid UTF-8 in event {decoder.decode_error_event} (byte {decoder.decode_error_offset} "
+                        f"of the stream; {decoder.decode_errors} invalid sequence(s) replaced by U+FFFD)")
+                ex.notes.append(what)
+                if not ex.transport_error:
+                    ex.transport_error = what
 
     def _read_body(self, ex: Exchange, resp: httpx.Response, deadline: int) -> None:
         buf = bytearray()
-        for chunk in resp.iter_raw():
-            buf += chunk
-            if len(buf) > self.config.max_body_bytes:
-                ex.transport_error = f"response body exceeded {self.config.max_body_bytes} bytes; stopped reading"
-                break
-            if time.perf_counter_ns() > deadline:
-                ex.transport_error = f"response still arriving after {self.config.deadline_s:g} s; stopped reading"
-                break
-        text = bytes(buf).decode("utf-8", "replace")
-        ex.body_text = text
+        try:
+            for chunk in resp.iter_raw():
+                buf += chunk
+                if len(buf) > self.config.max_body_bytes:
+                    ex.transport_error = f"response body exceeded {self.config.max_body_bytes} bytes; stopped reading"
+                    break
+                if time.perf_counter_ns() > deadline:
+                    ex.transport_error = f"response still arriving after {self.config.deadline_s:g} s; stopped reading"
+                    break
+        finally:
+            data = bytes(buf)
+            try:
+                ex.body_text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                ex.body_text = data.decode("utf-8", "replace")
+                ex.notes.append(f"response body is not valid UTF-8 (first invalid byte at offset {exc.start}); "
+                                "body_text holds it with U+FFFD replacements")
         if not ex.transport_error:
-            ex.body = _try_json(bytes(buf))
+            ex.body = _try_json(data)
+
+
+def _scrub(ex: Exchange) -> None:
+    """Registered secrets out of what the server sent back (a server may echo the key)."""
+    if ex.body is not None:
+        ex.body = redact_obj(ex.body, redact_secrets)
+    if ex.body_text is not None:
+        ex.body_text = redact_secrets(ex.body_text)
+    if ex.transport_error:
+        ex.transport_error = redact_secrets(ex.transport_error)
+    if isinstance(ex.events, list):
+        for i, ev in enumerate(ex.events):
+            clean = redact_secrets(ev.data)
+            if clean != ev.data:
+                ex.events[i] = SSEEvent(clean, event=ev.event, id=ev.id, retry=ev.retry, t_ns=ev.t_ns,
+                                        index=ev.index, terminated=ev.terminated)
 
 
 def _try_json(data: bytes) -> Any:

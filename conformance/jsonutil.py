@@ -50,8 +50,25 @@ def loads(data: str | bytes) -> Any:
         raise JSONError(msg) from exc
 
 
+def _stdlib_dumps(obj: Any, indent: bool, sort_keys: bool) -> str:
+    """The fallback encoder. Its output always encodes to UTF-8: when a string holds a lone
+    surrogate (a server may send `"\\ud800"`, which parses to one), the document is written with
+    ASCII escapes instead, which keeps that surrogate as the same `\\udXXX` escape (lossless)."""
+    kwargs: dict[str, Any] = {"indent": 2 if indent else None, "sort_keys": sort_keys, "default": str,
+                              "separators": None if indent else (",", ":")}
+    text = json.dumps(obj, ensure_ascii=False, **kwargs)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, ensure_ascii=True, **kwargs)
+    return text
+
+
 def dumps(obj: Any, *, indent: bool = False, sort_keys: bool = False) -> str:
-    """Serialize to a str; non-JSON values fall back to str() instead of failing a report."""
+    """Serialize to a str that always encodes to UTF-8; non-JSON values fall back to str().
+
+    orjson refuses integers beyond 64 bits and strings with lone surrogates; both go to the stdlib
+    encoder (see `_stdlib_dumps`), so no string a server can send makes a report or recording fail."""
     if _orjson is not None:
         opts = 0
         if indent:
@@ -60,10 +77,9 @@ def dumps(obj: Any, *, indent: bool = False, sort_keys: bool = False) -> str:
             opts |= _orjson.OPT_SORT_KEYS
         try:
             return _orjson.dumps(obj, option=opts, default=str).decode()
-        except TypeError:  # e.g. integers beyond 64 bits, which orjson refuses
+        except TypeError:  # integers beyond 64 bits, lone surrogates
             pass
-    return json.dumps(obj, indent=2 if indent else None, sort_keys=sort_keys, default=str,
-                      ensure_ascii=False, separators=None if indent else (",", ":"))
+    return _stdlib_dumps(obj, indent, sort_keys)
 
 
 def dumpb(obj: Any) -> bytes:
@@ -73,7 +89,7 @@ def dumpb(obj: Any) -> bytes:
             return _orjson.dumps(obj, default=str)
         except TypeError:
             pass
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    return _stdlib_dumps(obj, False, False).encode("utf-8")
 
 
 def depth_exceeds(obj: Any, limit: int = MAX_DEPTH) -> bool:

@@ -12,7 +12,15 @@ and by the mock's replay. A line looks like:
 `events` is present only for streamed responses; `t_ms` is milliseconds since the request was
 sent (absent when unknown). Optional per-event keys: `event`, `id`, `terminated` (false for a
 trailing event the server never ended with a blank line). Non-JSON bodies go in `body_text`.
-Headers are redacted on the way in (Exchange does it) and again on the way out.
+Headers are redacted on the way in (Exchange does it) and again on the way out, and every string
+of a line (bodies, events, notes, errors) goes through `redact_text`, so a server that echoes the
+key it received does not put it in the recording.
+
+Any string a server sends survives: a lone surrogate (from a JSON `"\\ud800"` escape) is written
+as the same `\\udXXX` escape, NUL and other controls as JSON escapes; bodies that were not UTF-8
+are kept as `body_text` with U+FFFD replacements and a note saying so (the client adds it). A
+line that still cannot be written is replaced by a minimal line with a `notes` entry, so the file
+always holds one line per exchange.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from typing import IO, Any
 
 from .exchange import Exchange, HTTPRequest
 from .jsonutil import JSONError, dumps, loads
-from .redact import redact_headers, redact_text
+from .redact import redact_headers, redact_obj, redact_text
 from .sse import SSEEvent
 
 FORMAT = "recording/1"
@@ -73,7 +81,7 @@ def exchange_to_record(ex: Exchange) -> dict[str, Any]:
         record["transport_error"] = ex.transport_error
     if ex.notes:
         record["notes"] = list(ex.notes)
-    return record
+    return redact_obj(record)
 
 
 class RecordError(ValueError):
@@ -142,7 +150,13 @@ class RecordingWriter:
     def write(self, ex: Exchange) -> None:
         if self._fh is None:
             raise ValueError("recording is closed")
-        self._fh.write(dumps(exchange_to_record(ex)) + "\n")
+        try:
+            line = dumps(exchange_to_record(ex))
+        except Exception as exc:  # never lose an exchange: write what is certainly writable
+            line = dumps({"chatconf": FORMAT, "entry": ex.entry, "response": {"status": ex.status},
+                          "transport_error": redact_text(str(ex.transport_error)) if ex.transport_error else None,
+                          "notes": [f"recording error: {type(exc).__name__}: {redact_text(str(exc))[:200]}"]})
+        self._fh.write(line + "\n")
         self._fh.flush()
         self.count += 1
 

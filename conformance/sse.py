@@ -125,17 +125,41 @@ class SSEDecoder:
         self.comments = 0
         self.bytes_in = 0
         self.decode_errors = 0
+        self.decode_error_offset: int | None = None   # stream byte offset of the first invalid byte
+        self.decode_error_event: int | None = None    # index of the event that held it
 
     # -- public API -------------------------------------------------------------------------
 
     def feed(self, chunk: bytes, t_ns: int = 0) -> list[SSEEvent]:
+        """Decode a chunk. Invalid UTF-8 is replaced by U+FFFD (as browsers do) and counted in
+        `decode_errors`, with the first one located in `decode_error_offset`/`decode_error_event`
+        (a U+FFFD the server sent as valid UTF-8 is not counted)."""
         if not chunk:
             return []
+        start = self.bytes_in
         self.bytes_in += len(chunk)
+        pending = self._utf8.getstate()[0]
         text = self._utf8.decode(chunk)
-        if "\ufffd" in text:
-            self.decode_errors += text.count("\ufffd")
-        return self._feed_text(text, t_ns)
+        if "\ufffd" not in text:
+            return self._feed_text(text, t_ns)
+        data = pending + chunk
+        bad = text.count("\ufffd") - data.count(b"\xef\xbf\xbd")
+        if bad <= 0 or self.decode_error_offset is not None:
+            self.decode_errors += max(0, bad)
+            return self._feed_text(text, t_ns)
+        # The first invalid byte: feed the text before it, so the event it falls in is known.
+        try:
+            data.decode("utf-8")
+            at = len(data)
+        except UnicodeDecodeError as exc:
+            at = exc.start
+        cut = len(data[:at].decode("utf-8", "replace"))
+        events = self._feed_text(text[:cut], t_ns) if cut else []
+        self.decode_errors += bad
+        self.decode_error_offset = start - len(pending) + at
+        self.decode_error_event = self._count
+        events += self._feed_text(text[cut:], t_ns)
+        return events
 
     def feed_text(self, text: str, t_ns: int = 0) -> list[SSEEvent]:
         """For transcripts already decoded to str (same rules, no UTF-8 step)."""
@@ -144,8 +168,14 @@ class SSEDecoder:
 
     def close(self) -> list[SSEEvent]:
         """End of stream: flush an unterminated trailing event (if it has data)."""
+        pending = self._utf8.getstate()[0]
         tail = self._utf8.decode(b"", final=True)
         events = self._feed_text(tail, 0) if tail else []
+        if pending and "\ufffd" in tail:  # the stream ended inside a UTF-8 sequence
+            self.decode_errors += 1
+            if self.decode_error_offset is None:
+                self.decode_error_offset = self.bytes_in - len(pending)
+                self.decode_error_event = self._count - len(events)
         if self._parts:
             line = "".join(self._parts)
             self._parts = []

@@ -2,13 +2,25 @@
 
 Real sockets, raw HTTP/1.1, one behaviour per instance: `garbage` (200 with bytes that are neither
 JSON nor SSE), `hang` (reads the request, never answers), `close` (starts an SSE stream, then drops
-the connection), `huge` (a 10 MB JSON body).
+the connection), `huge` (a 10 MB JSON body), and:
+
+- `bad-strings`: every answer is a 400 error envelope whose message holds a lone surrogate (the JSON
+  escape `\\ud800`), NUL and C0/C1 controls; every second one also raw bytes that are not UTF-8;
+- `sse-bad-utf8`: a well-formed stream whose second event holds a byte that is not UTF-8;
+- `echo-key`: echoes the key it received (from `Authorization: Bearer <key>`) in the error message,
+  `param`, `code` and the `model` field, raw, JSON-escaped, percent-encoded and in base64;
+- `trickle-headers`: reads the request, then sends the response headers one byte per second;
+- `drop-second`: answers the first request on a connection (keep-alive, no `Connection: close`),
+  then reads the second one and closes the connection without a byte of answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import threading
+from urllib.parse import quote
 
 HUGE_BYTES = 10 * 1024 * 1024
 
@@ -17,6 +29,7 @@ class HostileServer:
     def __init__(self, mode: str):
         self.mode = mode
         self.port = 0
+        self.answered = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -55,19 +68,25 @@ class HostileServer:
         self._ready.set()
         self._loop.run_forever()
 
-    async def _read_request(self, reader: asyncio.StreamReader) -> bool:
+    async def _read_request(self, reader: asyncio.StreamReader) -> tuple[str, bytes]:
+        """(the key from `Authorization: Bearer <key>`, the body)."""
         head = await reader.readuntil(b"\r\n\r\n")
         length = 0
+        key = ""
         for line in head.split(b"\r\n"):
             if line.lower().startswith(b"content-length:"):
                 length = int(line.split(b":", 1)[1])
-        if length:
-            await reader.readexactly(length)
-        return True
+            if line.lower().startswith(b"authorization:"):
+                key = line.split(b":", 1)[1].strip().decode("latin-1").removeprefix("Bearer ")
+        body = await reader.readexactly(length) if length else b""
+        return key, body
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while await self._read_request(reader):
+            served = 0
+            while True:
+                key, _ = await self._read_request(reader)
+                served += 1
                 if self.mode == "hang":
                     await asyncio.sleep(3600)
                 elif self.mode == "garbage":
@@ -76,6 +95,45 @@ class HostileServer:
                                  b"content-length: %d\r\n\r\n" % len(body) + body)
                 elif self.mode == "huge":
                     body = b'{"id":"chatcmpl-x","object":"chat.completion","pad":"' + b"x" * HUGE_BYTES + b'"}'
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                                 b"content-length: %d\r\n\r\n" % len(body) + body)
+                elif self.mode == "bad-strings":
+                    self.answered += 1
+                    body = (b'{"error":{"message":"bad \\ud800 surrogate, NUL \\u0000, controls \\u001b\\u0085%s",'
+                            b'"type":"invalid_request_error","param":null,"code":"bad\\udfff"}}'
+                            % (b" and raw bytes \xff\xfe\xc3(" if self.answered % 2 == 0 else b""))
+                    writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+                                 b"content-length: %d\r\n\r\n" % len(body) + body)
+                elif self.mode == "sse-bad-utf8":
+                    chunk = (b'data: {"id":"chatcmpl-x","object":"chat.completion.chunk","created":1,'
+                             b'"model":"qwen-plus","choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":%s}]}\n\n')
+                    body = (chunk % (b"hello", b"null") + chunk % (b"caf\xe9 \xff", b"null")
+                            + chunk % (b"", b'"stop"') + b"data: [DONE]\n\n")
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                                 b"content-length: %d\r\n\r\n" % len(body) + body)
+                elif self.mode == "echo-key":
+                    b64 = base64.b64encode(key.encode()).decode()
+                    b64_bearer = base64.b64encode(f"Bearer {key}".encode()).decode()
+                    message = (f"invalid api key {key} (Bearer {key}; {quote(key, safe='')}; "
+                               f"{json.dumps(key)}; {b64}; {b64_bearer})")
+                    body = json.dumps({"error": {"message": message, "type": "invalid_request_error",
+                                                 "param": key, "code": f"key:{key}"},
+                                       "model": key}).encode()
+                    writer.write(b"HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n"
+                                 b"x-echo-key: %s\r\ncontent-length: %d\r\n\r\n" % (key.encode(), len(body))
+                                 + body)
+                elif self.mode == "trickle-headers":
+                    for byte in b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}":
+                        writer.write(bytes([byte]))
+                        await writer.drain()
+                        await asyncio.sleep(1)
+                elif self.mode == "drop-second":
+                    if served > 1:
+                        return  # the request was read; close without answering (finally closes)
+                    body = (b'{"id":"chatcmpl-x","object":"chat.completion","created":1,"model":"qwen-plus",'
+                            b'"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},'
+                            b'"finish_reason":"stop"}],'
+                            b'"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}')
                     writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                                  b"content-length: %d\r\n\r\n" % len(body) + body)
                 elif self.mode == "close":

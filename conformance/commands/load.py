@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from ..errors import UsageError
 from ..profiles import ProfileError, load_profile
+from ..redact import register_secret
 from ..targets import check_reachable, read_api_key
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -141,7 +142,7 @@ def main(args: Any) -> int:
 
         return run_calibration(args, profile=profile, model=model, run_time=run_time)
     if targets:
-        read_api_key(api_key_env, required=True)
+        register_secret(read_api_key(api_key_env, required=True))
 
     from loadtests.launcher import LocustRun, read_summary
 

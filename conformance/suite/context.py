@@ -12,6 +12,7 @@ from ..client import ChatClient, ClientConfig
 from ..exchange import Exchange
 from ..profiles import ModelInfo, Profile, load_profile, parse_model_caps, with_model
 from ..recording import RecordingWriter
+from ..redact import register_secret, scrub_summary
 from ..results import CheckResult, RunSummary
 from ..targets import MOCK_KEY, Target, is_loopback, read_api_key, resolve_target
 from .scenarios import Traffic
@@ -129,6 +130,7 @@ class SuiteContext:
             key: str | None = MOCK_KEY
         else:
             key = read_api_key(self.api_key_env, required=not is_loopback(self.target.base_url or ""))
+            register_secret(key)  # redacted from every recording, report and console line from now on
         live = self.is_live
         max_requests = s.max_requests if s.max_requests is not None else (LIVE_MAX_REQUESTS if live else None)
         read_timeout = s.timeout_s or (20.0 if live else 5.0)
@@ -178,8 +180,8 @@ class SuiteContext:
         summary.extra["requests"] = {"sent": self._client.sent if self._client else 0,
                                      "retried": self._client.retried if self._client else 0,
                                      "budget": self._client.config.max_requests if self._client else None}
-        self.summary = summary
-        return summary
+        self.summary = scrub_summary(summary)  # secrets out, unsafe characters escaped, for every report
+        return self.summary
 
     def close(self) -> None:
         if self._recording is not None:

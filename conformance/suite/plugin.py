@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from ..client import BudgetExhausted
+from ..client import BudgetExhausted, TargetUnresponsive
+from ..redact import report_text
 from ..results import FAIL_ON, CheckResult
 from .catalog import PROBES, Check, drift_checks, reject_checks, rule_checks
 from .context import SuiteContext, SuiteSettings
@@ -163,7 +164,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
             status, message, evidence = "observed", excinfo.value.message, excinfo.value.evidence
             report.outcome = "passed"
             report.longrepr = None
-        elif excinfo is not None and excinfo.errisinstance(BudgetExhausted):
+        elif excinfo is not None and excinfo.errisinstance((BudgetExhausted, TargetUnresponsive)):
             status, message = "skipped", f"not run: {excinfo.value}"
             report.outcome = "skipped"
             report.longrepr = (str(item.path), 0, f"Skipped: {message}")
@@ -239,9 +240,9 @@ def _print_progress(result: CheckResult, done: int) -> None:
     word, color = _SYMBOLS[result.status]
     if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
         word = f"\033[{color}m{word}\033[0m"
-    line = f"  {word} {result.id:<34} {result.title}"
+    line = f"  {word} {result.id:<34} {report_text(result.title)}"
     if result.status in ("failed", "warned", "observed", "skipped") and result.message:
-        line += f"\n        {result.message.splitlines()[0][:160]}"
+        line += f"\n        {report_text(result.message.splitlines()[0][:160])}"
     print(line, flush=True)
 
 

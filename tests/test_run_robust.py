@@ -1,0 +1,96 @@
+"""`chatconf run` end to end against servers that break the harness rather than the API: strings no
+encoder likes, invalid UTF-8 in a stream, an echoed key, silence and trickled headers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conformance.recording import iter_recording
+
+from .hostile_server import HostileServer
+from .test_run_cli import run
+
+CANARY = "canary-7f3a9c2e1b"
+FAST = "not test_rejected or temperature"  # one property check, not twenty (each costs seconds)
+SILENCE_BOUND_S = 60  # documented bound for a silent or trickling target with --timeout 2
+
+
+def _summary(report_dir: Path) -> dict:
+    return json.loads((report_dir / "summary.json").read_text(encoding="utf-8"))
+
+
+def test_strings_no_encoder_likes_are_recorded_and_reported(tmp_path: Path):
+    with HostileServer("bad-strings") as server:
+        proc = run("run", "--base-url", server.base_url, "--max-requests", "40", "--examples", "1", "--timeout", "2",
+                   "-k", FAST, "--report-dir", str(tmp_path), "--junit", str(tmp_path / "junit.xml"), timeout=180)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    summary = _summary(tmp_path)
+    assert not [c for c in summary["checks"] if "ExceptionGroup" in c["message"] or "Unicode" in c["message"]]
+    lines = (tmp_path / "recording.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == summary["requests"]["sent"] > 0
+    exchanges = list(iter_recording(lines))
+    # JSON with a lone surrogate is kept as parsed (written as an escape); bytes that are not UTF-8 as text.
+    assert any("\ud800" in ex.body["error"]["message"] and "\x00" in ex.body["error"]["message"]
+               for ex in exchanges if isinstance(ex.body, dict))
+    assert any("\ufffd" in (ex.body_text or "") and any("not valid UTF-8" in n for n in ex.notes)
+               for ex in exchanges)
+    ET.parse(tmp_path / "junit.xml")
+    assert "chatconf conformance report" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    check = run("validate", str(tmp_path / "recording.jsonl"), "--json")
+    assert check.returncode in (0, 1), check.stderr
+    assert json.loads(check.stdout)["files"][0]["exchanges"] == len(lines)
+
+
+def test_invalid_utf8_in_a_live_stream_fails_stream_checks(tmp_path: Path):
+    with HostileServer("sse-bad-utf8") as server:
+        proc = run("run", "--base-url", server.base_url, "--max-requests", "30", "--examples", "1", "--timeout", "2",
+                   "-k", "transport.complete or stream.terminated", "--report-dir", str(tmp_path), timeout=180)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    failed = {c["id"]: c["message"] for c in _summary(tmp_path)["checks"] if c["status"] == "failed"}
+    assert "invalid UTF-8 in event 1" in failed.get("transport.complete", ""), failed
+    assert "invalid UTF-8 in event 1" in failed.get("stream.terminated", ""), failed
+
+
+def test_a_key_the_server_echoes_appears_nowhere(tmp_path: Path):
+    with HostileServer("echo-key") as server:
+        proc = run("run", "--base-url", server.base_url, "--api-key-env", "CHATCONF_TEST_KEY", "--max-requests", "40",
+                   "--examples", "1", "--timeout", "2", "-k", FAST, "--report-dir", str(tmp_path),
+                   "--junit", str(tmp_path / "junit.xml"), env={"CHATCONF_TEST_KEY": CANARY}, timeout=180)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "[REDACTED]" in (tmp_path / "recording.jsonl").read_text()  # the server did echo it
+    raw = CANARY.encode()
+    needles = [CANARY, base64.b64encode(raw).decode().rstrip("="),
+               base64.b64encode(b"Bearer " + raw).decode().rstrip("=")]
+    outputs = {"stdout": proc.stdout, "stderr": proc.stderr}
+    outputs.update({p.name: p.read_text(encoding="utf-8", errors="replace") for p in tmp_path.iterdir()})
+    assert {"summary.json", "report.html", "junit.xml", "recording.jsonl"} <= outputs.keys()
+    hits = [(name, needle) for name, text in outputs.items() for needle in needles if needle in text]
+    assert hits == []
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("hang", "timed out (ReadTimeout: no data for 2 s)"),
+    ("trickle-headers", "timed out: no response headers within the 6 s deadline"),
+])
+def test_a_silent_or_trickling_target_ends_the_run_quickly(mode, expected, tmp_path: Path):
+    with HostileServer(mode) as server:
+        start = time.monotonic()
+        proc = run("run", "--base-url", server.base_url, "--timeout", "2", "--report-dir", str(tmp_path),
+                   timeout=SILENCE_BOUND_S * 3)
+        elapsed = time.monotonic() - start
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert elapsed < SILENCE_BOUND_S
+    summary = _summary(tmp_path)
+    checks = {c["id"]: c for c in summary["checks"]}
+    assert checks["transport.complete"]["status"] == "failed"
+    assert expected in checks["transport.complete"]["message"]
+    assert summary["requests"]["sent"] == 3
+    assert any(c["message"] == "not run: target stopped answering: 3 requests in a row got no response"
+               for c in summary["checks"] if c["status"] == "skipped")
