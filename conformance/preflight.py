@@ -272,7 +272,7 @@ def preflight(base_url: str, *, model: str, api_key: str | None, api_key_env: st
         unknown = model_unknown(text, model, strict=status == 400)
         if unknown is not None:
             return (f"the target did not recognise model {model!r} (HTTP {status} {_scrub(unknown, api_key)}); "
-                    "checks that need an answer will fail: pass --model with a model it serves")
+                    "pass --model with a model it serves")
         if status == 400:
             return None
         raise UsageError(f"no chat completions endpoint at {url} (HTTP {status}): {suggest_base_url(base_url)}")
