@@ -2,7 +2,8 @@
 
 Real sockets, raw HTTP/1.1, one behaviour per instance: `garbage` (200 with bytes that are neither
 JSON nor SSE), `hang` (reads the request, never answers), `close` (starts an SSE stream, then drops
-the connection), `huge` (a 10 MB JSON body).
+the connection), `huge` (a 10 MB JSON body). With `preflight_ok`, the first request gets a small valid
+chat.completion instead, so chatconf's preflight passes and the misbehaviour reaches the suite.
 """
 
 from __future__ import annotations
@@ -11,11 +12,16 @@ import asyncio
 import threading
 
 HUGE_BYTES = 10 * 1024 * 1024
+VALID = (b'{"id":"chatcmpl-x","object":"chat.completion","created":1,"model":"qwen-plus","choices":[{"index":0,'
+         b'"message":{"role":"assistant","content":"H"},"finish_reason":"length"}],'
+         b'"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}')
 
 
 class HostileServer:
-    def __init__(self, mode: str):
+    def __init__(self, mode: str, *, preflight_ok: bool = False):
         self.mode = mode
+        self.requests = 0
+        self._preflight_ok = preflight_ok
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -68,7 +74,11 @@ class HostileServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while await self._read_request(reader):
-                if self.mode == "hang":
+                self.requests += 1
+                if self._preflight_ok and self.requests == 1:
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                                 b"content-length: %d\r\n\r\n" % len(VALID) + VALID)
+                elif self.mode == "hang":
                     await asyncio.sleep(3600)
                 elif self.mode == "garbage":
                     body = b"\x00\xff<html>not json\x1b[31m" * 20
