@@ -238,6 +238,10 @@ def _table(summary: dict[str, Any]) -> str:
 
 def _exit_code(summary: dict[str, Any], api_key_env: str) -> int:
     regions = summary.get("regions") or {}
+    if summary.get("stopped_early"):  # before any success, so the target is unusable as given
+        print(f"chatconf load: stopped early: {summary['stopped_early']}"
+              + (f" (check {api_key_env})" if "HTTP 401" in summary["stopped_early"] else ""), file=sys.stderr)
+        return EXIT_USAGE
     violations = sum(r.get("conformance_violations", 0) for r in regions.values())
     ok = sum(r.get("requests", 0) - r.get("failures", 0) for r in regions.values())
     total = sum(r.get("requests", 0) for r in regions.values())
