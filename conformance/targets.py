@@ -1,13 +1,13 @@
 """Where requests go: an explicit base URL, a documented region, or the embedded mock.
 
-Shared by `run` and `load` so both resolve targets, keys and reachability the same way.
+Shared by `run` and `load` so both resolve targets and keys the same way (reachability: the one
+preflight request of conformance/preflight.py).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -64,20 +64,3 @@ def read_api_key(env_name: str, *, required: bool) -> str | None:
     if not value and required:
         raise UsageError(f"no API key: set the environment variable {env_name} (or pass --api-key-env NAME)")
     return value or None
-
-
-def check_reachable(base_url: str, *, timeout_s: float = 5.0) -> None:
-    """A TCP connection is enough: refused, unresolvable or no route -> UsageError (exit 2).
-
-    No HTTP request is sent, so a server that accepts but then hangs or misbehaves is left to the
-    checks, which report it as failures instead of calling the target unreachable.
-    """
-    parts = urlsplit(base_url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parts.hostname or "", port), timeout=timeout_s):
-            pass
-    except TimeoutError as exc:
-        raise UsageError(f"target unreachable: {base_url} (no connection within {timeout_s:g} s)") from exc
-    except OSError as exc:
-        raise UsageError(f"target unreachable: {base_url} ({exc.strerror or exc})") from exc

@@ -43,6 +43,45 @@ CHAT_PATH = "/chat/completions"
 # Finished streams waiting to be scored (metrics, conformance check, Locust events). Past this many
 # the generator is saturated and `run_one` scores them itself (back-pressure, bounded memory).
 SCORE_BACKLOG = 256
+# A run whose first FAIL_FAST_N finished requests all failed the same way (same HTTP status and
+# error code, or same transport error) stops there instead of running its whole duration.
+FAIL_FAST_N = 20
+
+
+def failure_signature(sample: dict[str, Any]) -> str | None:
+    """How a sample failed, as one comparable string; None for a success."""
+    if sample.get("ok"):
+        return None
+    if sample.get("status"):
+        code = sample.get("error_code")
+        return f"HTTP {sample['status']}" + (f" {code}" if code else "")
+    return str(sample.get("error") or "failed")
+
+
+class FailFast:
+    """Watches the first finished requests of a run: `add` returns the reason to stop once the first
+    `n` all failed the same way; a success or a different failure settles it for the whole run."""
+
+    def __init__(self, n: int = FAIL_FAST_N):
+        self.n = n
+        self.count = 0
+        self.signature: str | None = None
+        self.settled = False
+
+    def add(self, samples: Any) -> str | None:
+        for sample in samples:
+            if self.settled:
+                return None
+            sig = failure_signature(sample)
+            if sig is None or (self.signature is not None and sig != self.signature):
+                self.settled = True
+                return None
+            self.signature = sig
+            self.count += 1
+            if self.count >= self.n:
+                self.settled = True
+                return f"the first {self.n} requests all failed the same way ({sig})"
+        return None
 
 
 class LoadFailure(Exception):
@@ -77,6 +116,8 @@ class LoadRuntime:
         self.targets: opt.Targets | None = None
         self.finals: set[int] = set()
         self.budget_done: set[int] = set()
+        self.fail_fast = FailFast()
+        self.stopped_early: str | None = None
         self._greenlets: list[gevent.Greenlet] = []
         self._user_seq = 0
         self._entry = 0
@@ -208,6 +249,8 @@ class LoadRuntime:
         self.pending = []
         self.finals = set()
         self.budget_done = set()
+        self.fail_fast = FailFast()
+        self.stopped_early = None
         self.collector.reset()
         if self.is_master:
             clients = sorted(c.id for c in self.runner.clients.all)
@@ -267,6 +310,8 @@ class LoadRuntime:
         self._kill_greenlets()
         self.score_all()
         summary = self.collector.build_summary(self.meta())
+        if self.stopped_early:
+            summary["stopped_early"] = self.stopped_early
         report_dir = self.opts.chatconf_report_dir
         if report_dir:
             try:
@@ -372,8 +417,18 @@ class LoadRuntime:
             return
         if self.is_worker:
             self.pending.append(sample)
+            if self.fail_fast.add((sample,)):
+                self._flush_pending()  # the master decides; don't make it wait for the next send
         else:
             self.collector.add((sample,))
+            self._check_fail_fast((sample,))
+
+    def _check_fail_fast(self, samples: Any) -> None:
+        reason = self.fail_fast.add(samples)
+        if reason and not self.stopped_early:
+            self.stopped_early = reason
+            log.warning("chatconf: %s, stopping early", reason)
+            gevent.spawn(self._stop_run, f"{reason}, stopping early")
 
     def _fire(self, user: Any, m: StreamMetrics, transport_error: str | None) -> None:
         fire = user.environment.events.request.fire
@@ -491,6 +546,7 @@ class LoadRuntime:
             return
         self.collector.add(data["samples"])
         self.collector.add_health(int(data["worker"]), data.get("lag", ()), data.get("cpu", ()))
+        self._check_fail_fast(data["samples"])
 
     def _on_final(self, environment: Any, msg: Any) -> None:
         data = msg.data

@@ -12,6 +12,9 @@ the connection), `huge` (a 10 MB JSON body), and:
 - `trickle-headers`: reads the request, then sends the response headers one byte per second;
 - `drop-second`: answers the first request on a connection (keep-alive, no `Connection: close`),
   then reads the second one and closes the connection without a byte of answer.
+
+With `preflight_ok`, the first request gets a small valid chat.completion instead, so chatconf's
+preflight passes and the misbehaviour reaches the suite.
 """
 
 from __future__ import annotations
@@ -23,10 +26,15 @@ import threading
 from urllib.parse import quote
 
 HUGE_BYTES = 10 * 1024 * 1024
+VALID = (b'{"id":"chatcmpl-x","object":"chat.completion","created":1,"model":"qwen-plus","choices":[{"index":0,'
+         b'"message":{"role":"assistant","content":"H"},"finish_reason":"length"}],'
+         b'"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}')
 
 
 class HostileServer:
-    def __init__(self, mode: str):
+    def __init__(self, mode: str, *, preflight_ok: bool = False):
+        self.requests = 0
+        self._preflight_ok = preflight_ok
         self.mode = mode
         self.port = 0
         self.answered = 0
@@ -87,7 +95,11 @@ class HostileServer:
             while True:
                 key, _ = await self._read_request(reader)
                 served += 1
-                if self.mode == "hang":
+                self.requests += 1
+                if self._preflight_ok and self.requests == 1:
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                                 b"content-length: %d\r\n\r\n" % len(VALID) + VALID)
+                elif self.mode == "hang":
                     await asyncio.sleep(3600)
                 elif self.mode == "garbage":
                     body = b"\x00\xff<html>not json\x1b[31m" * 20

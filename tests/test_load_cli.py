@@ -127,7 +127,7 @@ def test_master_and_two_workers_merge_exactly(tmp_path, known_mock):
     assert region["requests"] == sent - sum(w["in_flight_at_stop"] for w in by_worker.values())
     assert region["requests"] == sum(w["samples"] for w in by_worker.values()) == 24
     assert all(w["sent"] == 12 for w in by_worker.values())
-    assert _requests(known_mock) - mock_stats_before == sent
+    assert _requests(known_mock) - mock_stats_before == sent + 1  # + the preflight request
     assert len(samples_of(tmp_path)) == 24
 
 
@@ -305,3 +305,67 @@ def test_sigint_stops_everything_and_leaves_no_children(tmp_path):
     assert not alive, [p.cmdline() for p in alive]
     if (tmp_path / "summary.json").exists():  # a partial report of what ran (when the test had started)
         assert json.loads((tmp_path / "summary.json").read_text())["tool"] == "chatconf"
+
+
+# -- the preflight, early stop and usage errors ----------------------------------------------------
+
+SECRET = "sk-chatconf-load-secret-77"
+
+
+@pytest.fixture(scope="module")
+def keyed_mock():
+    with MockServer(MockConfig(api_key=SECRET)) as base_url:
+        yield base_url
+
+
+def _one_line_exit_2(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert SECRET not in proc.stderr + proc.stdout
+    return lines[0]
+
+
+def test_base_url_without_v1_is_exit_2_before_any_load(keyed_mock):
+    root = keyed_mock.split("/compatible-mode")[0]
+    before = _requests(keyed_mock)
+    start = time.monotonic()
+    proc = chatconf("--base-url", root, "--run-time", "30s", env={"DASHSCOPE_API_KEY": SECRET})
+    line = _one_line_exit_2(proc)
+    assert time.monotonic() - start < 20
+    assert "no chat completions endpoint" in line and f"did you mean {root}/v1?" in line
+    assert _requests(keyed_mock) == before  # the 404 path is not even a chat request
+
+
+def test_wrong_key_is_exit_2_after_one_request(keyed_mock):
+    before = _requests(keyed_mock)
+    proc = chatconf("--base-url", keyed_mock, "--run-time", "30s", env={"DASHSCOPE_API_KEY": "sk-wrong-1"})
+    line = _one_line_exit_2(proc)
+    assert "API key was rejected (HTTP 401" in line and "$DASHSCOPE_API_KEY" in line
+    assert "sk-wrong-1" not in proc.stderr
+    assert _requests(keyed_mock) - before <= 2
+
+
+def test_report_dir_on_a_file_is_exit_2(tmp_path):
+    (tmp_path / "file").write_text("x")
+    line = _one_line_exit_2(chatconf("--report-dir", str(tmp_path / "file"), "--run-time", "2s"))
+    assert "--report-dir" in line and "not a directory" in line
+
+
+def test_every_request_failing_the_same_way_stops_early(keyed_mock, tmp_path):
+    """An unknown model passes the preflight (with a note), then every request gets the same 404:
+    the run stops after the first 20 instead of running 60 s."""
+    before = _requests(keyed_mock)
+    start = time.monotonic()
+    proc = chatconf("--base-url", keyed_mock, "--model", "no-such-model", "--run-time", "60s", "--users", "4",
+                    "--report-dir", str(tmp_path), "-q", env={"DASHSCOPE_API_KEY": SECRET})
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and SECRET not in proc.stderr + proc.stdout
+    assert "did not recognise model 'no-such-model'" in proc.stderr
+    assert "stopped early: the first 20 requests all failed the same way (HTTP 404 model_not_found)" in proc.stderr
+    assert elapsed < 40
+    assert _requests(keyed_mock) - before < 200
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "HTTP 404" in summary["stopped_early"]

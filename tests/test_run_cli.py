@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -125,7 +129,8 @@ def test_no_check_matching_k_is_a_usage_error():
     ("huge", "exceeded"),
 ])
 def test_hostile_server_gives_failed_checks_not_a_crash(mode, expected, tmp_path):
-    with HostileServer(mode) as server:
+    # The first request (the preflight) is answered, so the misbehaviour reaches the checks.
+    with HostileServer(mode, preflight_ok=True) as server:
         start = time.monotonic()
         proc = run("run", "--base-url", server.base_url, "--max-requests", "24", "--examples", "1",
                    "--timeout", "0.5", "--report-dir", str(tmp_path), timeout=120)
@@ -169,3 +174,183 @@ def test_report_command_builds_a_matrix(clean_run, tmp_path):
     assert "Compatibility matrix" in (tmp_path / "m.html").read_text()
     bad = run("report", str(out / "junit.xml"))
     assert bad.returncode == 2 and "cannot read summary" in bad.stderr
+
+
+# -- the preflight and usage errors found before the first request ---------------------------------
+
+SECRET = "sk-chatconf-preflight-secret-42"
+
+
+def mock_requests(base_url: str) -> int:
+    import httpx
+
+    root = base_url.split("/compatible-mode")[0]
+    return httpx.get(root + "/_mock/stats", timeout=5).json()["requests"]
+
+
+def one_line_exit_2(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert SECRET not in proc.stderr + proc.stdout
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def keyed_mock():
+    with MockServer(MockConfig(api_key=SECRET)) as base_url:
+        yield base_url
+
+
+def test_preflight_wrong_key_is_exit_2_after_one_request(keyed_mock):
+    before = mock_requests(keyed_mock)
+    start = time.monotonic()
+    proc = run("run", "--base-url", keyed_mock, "--api-key-env", "CHATCONF_TEST_KEY",
+               env={"CHATCONF_TEST_KEY": "sk-wrong-key-0000"})
+    line = one_line_exit_2(proc)
+    assert "API key was rejected (HTTP 401" in line and "$CHATCONF_TEST_KEY" in line
+    assert "sk-wrong-key-0000" not in proc.stderr
+    assert mock_requests(keyed_mock) - before <= 2
+    assert time.monotonic() - start < 30
+
+
+def test_preflight_missing_key_on_a_loopback_target_that_requires_one(keyed_mock):
+    before = mock_requests(keyed_mock)
+    line = one_line_exit_2(run("run", "--base-url", keyed_mock))
+    assert "requires an API key" in line and "$DASHSCOPE_API_KEY" in line
+    assert mock_requests(keyed_mock) - before <= 2
+
+
+@pytest.mark.parametrize("suffix, hint", [
+    ("", "did you mean http://127.0.0.1:{port}/v1?"),
+    ("/compatible-mode/v1/chat/completions", "pass the base URL without /chat/completions"),
+    ("/nowhere/v1", "no chat completions endpoint at http://127.0.0.1:{port}/nowhere/v1/chat/completions"),
+])
+def test_preflight_no_chat_endpoint_is_exit_2_with_a_hint(keyed_mock, suffix, hint):
+    root = keyed_mock.split("/compatible-mode")[0]
+    port = root.rsplit(":", 1)[1]
+    before = mock_requests(keyed_mock)
+    proc = run("run", "--base-url", root + suffix, "--api-key-env", "CHATCONF_TEST_KEY",
+               env={"CHATCONF_TEST_KEY": SECRET})
+    line = one_line_exit_2(proc)
+    assert "no chat completions endpoint" in line and "(HTTP 404)" in line
+    assert hint.format(port=port) in line
+    assert mock_requests(keyed_mock) - before <= 1  # a path the mock does not serve is not a chat request
+
+
+def test_preflight_https_to_a_plain_http_port_is_exit_2(keyed_mock):
+    line = one_line_exit_2(run("run", "--base-url", keyed_mock.replace("http://", "https://")))
+    assert "TLS handshake failed" in line and "really https?" in line
+
+
+def test_preflight_unknown_model_is_a_note_and_the_run_goes_on(keyed_mock):
+    proc = run("run", "--base-url", keyed_mock, "--api-key-env", "CHATCONF_TEST_KEY", "--model", "no-such-model",
+               "-k", "stream.done-last", "-q", env={"CHATCONF_TEST_KEY": SECRET})
+    assert proc.returncode in (0, 1), proc.stderr
+    assert "did not recognise model 'no-such-model'" in proc.stderr and "--model" in proc.stderr
+    assert "Traceback" not in proc.stderr and SECRET not in proc.stdout + proc.stderr
+
+
+def test_preflight_silent_server_is_exit_2_within_the_timeout():
+    with HostileServer("hang") as server:
+        start = time.monotonic()
+        proc = run("run", "--base-url", server.base_url, "--timeout", "0.5", timeout=60)
+        elapsed = time.monotonic() - start
+        sent = server.requests
+    line = one_line_exit_2(proc)
+    assert "did not answer the preflight request within 0.5 s" in line
+    assert sent == 1 and elapsed < 20
+
+
+@pytest.fixture(scope="module")
+def tls_port(tmp_path_factory: pytest.TempPathFactory):
+    """A loopback TLS server (self-signed certificate made with the openssl command) that completes
+    handshakes and then closes: enough to show http:// to a TLS port and an untrusted certificate."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make a certificate")
+    d = tmp_path_factory.mktemp("tls")
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "k.pem"),
+                           "-out", str(d / "c.pem"), "-days", "1", "-subj", "/CN=localhost"],
+                          capture_output=True, timeout=60)
+    if made.returncode != 0:
+        pytest.skip("openssl could not make a certificate")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(d / "c.pem", d / "k.pem")
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            conn.settimeout(2)
+            try:
+                with ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.recv(1024)
+            except (OSError, ssl.SSLError):
+                pass
+            finally:
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    listener.close()
+
+
+def test_preflight_http_to_a_tls_port_is_exit_2(tls_port):
+    line = one_line_exit_2(run("run", "--base-url", f"http://127.0.0.1:{tls_port}/v1", "--timeout", "3"))
+    assert "speaks TLS" in line and f"https://127.0.0.1:{tls_port}/v1" in line
+
+
+def test_preflight_untrusted_certificate_is_exit_2(tls_port):
+    line = one_line_exit_2(run("run", "--base-url", f"https://127.0.0.1:{tls_port}/v1", "--timeout", "3"))
+    assert "TLS certificate" in line and "not trusted" in line
+
+
+def test_preflight_unresolvable_host_is_exit_2():
+    line = one_line_exit_2(run("run", "--base-url", "http://chatconf-no-such-host.invalid/v1",
+                               "--api-key-env", "CHATCONF_TEST_KEY", env={"CHATCONF_TEST_KEY": "k"}))
+    assert "cannot resolve host" in line
+
+
+@pytest.mark.parametrize("make_args, message", [
+    (lambda t: ["-k", "stream and ("], "invalid -k expression"),
+    (lambda t: ["-k", "a b"], "invalid -k expression"),
+    (lambda t: ["--report-dir", str(t / "a-file")], "--report-dir"),
+    (lambda t: ["--report-dir", str(t / "a-file" / "sub")], "is not a directory"),
+    (lambda t: ["--junit", str(t)], "is a directory"),
+    (lambda t: ["--junit", str(t / "a-file" / "j.xml")], "is not a directory"),
+])
+def test_late_usage_errors_are_exit_2_before_any_request(keyed_mock, tmp_path, make_args, message):
+    (tmp_path / "a-file").write_text("x")
+    before = mock_requests(keyed_mock)
+    proc = run("run", "--base-url", keyed_mock, *make_args(tmp_path), "--api-key-env", "CHATCONF_TEST_KEY",
+               env={"CHATCONF_TEST_KEY": SECRET}, timeout=60)
+    assert message in one_line_exit_2(proc)
+    assert mock_requests(keyed_mock) == before
+
+
+def test_bad_k_on_the_embedded_mock_is_exit_2():
+    line = one_line_exit_2(run("run", "-k", "stream and ("))
+    assert line.startswith("chatconf run: error: invalid -k expression")
+
+
+def test_dry_run_honours_k():
+    proc = run("run", "--dry-run", "-k", "stream.done or auth")
+    assert proc.returncode == 0, proc.stderr
+    listed = [line.split()[0] for line in proc.stdout.splitlines() if line.startswith("  ")]
+    assert sorted(listed) == ["auth.invalid-key", "auth.missing-key", "stream.done-last"]
+    assert "3 checks" in proc.stdout
+    everything = run("run", "--dry-run")
+    planned = [int(line.split("about ")[1].split()[0]) for line in (proc.stdout, everything.stdout)
+               for line in line.splitlines() if line.startswith("planned requests")]
+    assert planned[0] < planned[1]
+    assert one_line_exit_2(run("run", "--dry-run", "-k", "no_such_check_anywhere")).endswith(
+        "no check matches -k 'no_such_check_anywhere'")

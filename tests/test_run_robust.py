@@ -61,7 +61,7 @@ def test_invalid_utf8_in_a_live_stream_fails_stream_checks(tmp_path: Path):
 
 
 def test_a_key_the_server_echoes_appears_nowhere(tmp_path: Path):
-    with HostileServer("echo-key") as server:
+    with HostileServer("echo-key", preflight_ok=True) as server:
         proc = run("run", "--base-url", server.base_url, "--api-key-env", "CHATCONF_TEST_KEY", "--max-requests", "40",
                    "--examples", "1", "--timeout", "2", "-k", FAST, "--report-dir", str(tmp_path),
                    "--junit", str(tmp_path / "junit.xml"), env={"CHATCONF_TEST_KEY": CANARY}, timeout=180)
@@ -82,7 +82,7 @@ def test_a_key_the_server_echoes_appears_nowhere(tmp_path: Path):
     ("trickle-headers", "timed out: no response headers within the 6 s deadline"),
 ])
 def test_a_silent_or_trickling_target_ends_the_run_quickly(mode, expected, tmp_path: Path):
-    with HostileServer(mode) as server:
+    with HostileServer(mode, preflight_ok=True) as server:
         start = time.monotonic()
         proc = run("run", "--base-url", server.base_url, "--timeout", "2", "--report-dir", str(tmp_path),
                    timeout=SILENCE_BOUND_S * 3)

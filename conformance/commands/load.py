@@ -1,7 +1,8 @@
 """`chatconf load`: run the Locust scenarios (loadtests/locustfile.py) as real Locust processes.
 
 This process never imports Locust or gevent: it resolves targets (starting the embedded mock when
-none is given), checks that every target answers a TCP connect, starts one Locust process (or a
+none is given), sends one preflight request to every given target (conformance/preflight.py: a
+rejected key, no chat endpoint or no answer is exit 2 before any load), starts one Locust process (or a
 master plus N local workers, loadtests/launcher.py), echoes the master's progress lines, and
 prints the per-region table from the summary.json the master wrote.
 """
@@ -19,9 +20,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import UsageError
+from ..preflight import check_output_dir, preflight, preflight_timeout
 from ..profiles import ProfileError, load_profile
 from ..redact import register_secret
-from ..targets import check_reachable, read_api_key
+from ..targets import is_loopback, read_api_key
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -135,6 +137,8 @@ def main(args: Any) -> int:
     model = args.model or profile.default_model
     api_key_env = args.api_key_env or profile.api_key_env
     targets = resolve_targets(args, profile)
+    if args.report_dir:
+        check_output_dir(args.report_dir, "--report-dir")
     if args.calibrate:
         if targets:
             raise UsageError("--calibrate measures the harness against the embedded mock; drop the target flags")
@@ -142,7 +146,13 @@ def main(args: Any) -> int:
 
         return run_calibration(args, profile=profile, model=model, run_time=run_time)
     if targets:
-        register_secret(read_api_key(api_key_env, required=True))
+        api_key = read_api_key(api_key_env, required=True)
+        register_secret(api_key)
+        for url in targets.values():
+            note = preflight(url, model=model, api_key=api_key, api_key_env=api_key_env,
+                             timeout_s=preflight_timeout(not is_loopback(url)))
+            if note:
+                print(f"chatconf load: note: {note}", file=sys.stderr, flush=True)
 
     from loadtests.launcher import LocustRun, read_summary
 
@@ -162,8 +172,6 @@ def main(args: Any) -> int:
                 raise UsageError(str(exc)) from None
             regions = list(profile.regions) or ["singapore", "virginia", "beijing"]
             targets = {r: mock.url_for(r) for r in regions}
-        for url in targets.values():
-            check_reachable(url)
         if report_dir is None:
             tmp_dir = tempfile.mkdtemp(prefix="chatconf-load-")
             report_dir = Path(tmp_dir)
@@ -232,6 +240,10 @@ def _table(summary: dict[str, Any]) -> str:
 
 def _exit_code(summary: dict[str, Any], api_key_env: str) -> int:
     regions = summary.get("regions") or {}
+    if summary.get("stopped_early"):  # before any success, so the target is unusable as given
+        print(f"chatconf load: stopped early: {summary['stopped_early']}"
+              + (f" (check {api_key_env})" if "HTTP 401" in summary["stopped_early"] else ""), file=sys.stderr)
+        return EXIT_USAGE
     violations = sum(r.get("conformance_violations", 0) for r in regions.values())
     ok = sum(r.get("requests", 0) - r.get("failures", 0) for r in regions.values())
     total = sum(r.get("requests", 0) for r in regions.values())

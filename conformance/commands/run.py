@@ -1,6 +1,7 @@
 """`chatconf run`: the conformance suite against a live endpoint or the embedded mock.
 
-Validates the target up front (profile, URL, key, reachability: exit 2 with one line), then runs
+Validates everything up front (profile, URL, key, output paths, the -k expression, and one preflight
+request to a non-mock target, conformance/preflight.py: exit 2 with one line), then runs
 the packaged pytest suite in-process with the chatconf plugin printing check-by-check progress,
 and ends with a summary and exit 0 (no failed check), 1 (a `must` check failed, or with
 `--fail-on should` a `should` check warned) or 130 (interrupted: the summary says so and lists the
@@ -19,12 +20,20 @@ from typing import Any
 import pytest
 
 from ..errors import UsageError
+from ..preflight import (
+    check_keyword,
+    check_output_dir,
+    check_output_file,
+    keyword_matches,
+    preflight,
+    preflight_timeout,
+)
 from ..profiles import ProfileError, load_profile, parse_model_caps, with_model
 from ..results import STATUSES, RunSummary
 from ..strategies import invalid_requests
 from ..suite.catalog import all_checks, reject_checks
 from ..suite.scenarios import SCENARIOS
-from ..targets import check_reachable, is_loopback, read_api_key, resolve_target
+from ..targets import is_loopback, read_api_key, resolve_target
 
 EXIT_INTERRUPTED = 130
 
@@ -70,18 +79,33 @@ def _plan(args: argparse.Namespace, live: bool) -> int:
     model = args.model or profile.default_model
     examples = args.examples or (5 if live else 25)
     checks = all_checks(profile)
+    if args.keyword:
+        compiled = check_keyword(args.keyword)
+        checks = [c for c in checks if keyword_matches(compiled, [c.id, c.kind])]
+        if not checks:
+            raise UsageError(f"no check matches -k {args.keyword!r}")
+    selected = {c.id for c in checks}
+    kinds = {c.kind for c in checks}
     info = profile.model(model)
     needs_ok = {"": True, "n": info.n, "tools": info.tools, "thinking": info.thinking != "none",
                 "thinking_non_stream": info.thinking != "none" and info.thinking_non_stream}
     scenario_requests = sum(sc.requests for sc in SCENARIOS.values() if needs_ok.get(sc.needs, True))
-    rejects = [c for c in reject_checks(profile) if invalid_requests(profile, model, c.id) is not None]
-    planned = scenario_requests + examples * (len(rejects) + 1) + 1 + 4 + 5
-    print(f"chatconf run --dry-run: {len(checks)} checks, profile {profile.name}, model {model}")
+    if not kinds & {"rule", "probe"}:
+        scenario_requests = 0  # scenarios feed rule checks and probes only
+    rejects = [c for c in reject_checks(profile)
+               if c.id in selected and invalid_requests(profile, model, c.id) is not None]
+    properties = len(rejects) + ("property" in kinds)
+    probes = sum(1 for c in checks if c.kind == "probe")
+    drift = sum(1 for c in checks if c.kind == "drift")
+    planned = scenario_requests + examples * properties + min(probes, 5) + drift + (1 if live else 0)
+    where = f", -k {args.keyword!r}" if args.keyword else ""
+    print(f"chatconf run --dry-run: {len(checks)} checks{where}, profile {profile.name}, model {model}")
     for check in checks:
         print(f"  {check.id:<36} {check.kind:<8} {check.severity:<6} {check.title}")
     budget = args.max_requests if args.max_requests is not None else (60 if live else None)
     print(f"planned requests: about {planned} ({scenario_requests} scenario, {examples} per property x "
-          f"{len(rejects) + 1} properties, probes and drift points)"
+          f"{properties} properties, probes and drift points"
+          + (", 1 preflight" if live else "") + ")"
           + (f"; budget {budget}, checks beyond it are skipped" if budget else "")
           + "; Hypothesis shrinking of a failure adds requests")
     return 0
@@ -101,6 +125,12 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("--timeout must be between 0 and 600 seconds")
     if args.run_timeout is not None and not 0 < args.run_timeout <= 86_400:
         raise UsageError("--run-timeout must be between 0 and 86400 seconds")
+    if args.keyword:
+        check_keyword(args.keyword)
+    if args.report_dir:
+        check_output_dir(args.report_dir, "--report-dir")
+    if args.junit:
+        check_output_file(args.junit, "--junit")
     live = not target.is_mock and not is_loopback(target.base_url or "")
     model = args.model or profile.default_model
     if args.model_caps is not None:
@@ -114,8 +144,12 @@ def main(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _plan(args, live)
     if not target.is_mock:
-        read_api_key(args.api_key_env or profile.api_key_env, required=live)
-        check_reachable(target.base_url or "")
+        env_name = args.api_key_env or profile.api_key_env
+        key = read_api_key(env_name, required=live)
+        note = preflight(target.base_url or "", model=args.model or profile.default_model, api_key=key,
+                         api_key_env=env_name, timeout_s=preflight_timeout(live, args.timeout))
+        if note:
+            print(f"chatconf run: note: {note}", file=sys.stderr, flush=True)
     elif args.fault:
         from ..mock.faults import FAULTS
         if args.fault not in FAULTS:
