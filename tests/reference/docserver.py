@@ -940,6 +940,9 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 120
     server: _HTTPServer
 
+    def version_string(self) -> str:
+        return self.server_version
+
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
             sys.stderr.write("docserver: " + (format % args) + "\n")
@@ -1035,6 +1038,17 @@ class _Handler(BaseHTTPRequestHandler):
         return scheme.lower() == "bearer" and token.strip() == self.server.api_key
 
     def _handle(self, method: str) -> None:
+        try:
+            self._dispatch(method)
+        except OSError:
+            self.close_connection = True
+        except Exception as exc:  # a bug here must still answer with the documented envelope
+            self.close_connection = True
+            err = ApiError(500, f"Internal error: {exc!r}", "internal_error", kind="internal", type_="server_error")
+            with contextlib.suppress(OSError):
+                self._send_error(err)
+
+    def _dispatch(self, method: str) -> None:
         try:
             raw = self._read_body()
         except (ValueError, OSError):
