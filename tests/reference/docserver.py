@@ -802,7 +802,11 @@ def generate(req: ChatRequest, faults: frozenset[str], streaming: bool) -> list[
                 "function": {"name": name, "arguments": args},
             }
             tokens = len(name.split()) + len(args.split())
-            choices.append(Choice(index, [], "tool_calls", [call], tokens))
+            if max_tokens is not None and tokens > max_tokens:
+                # the call would not fit: the output is cut before it is complete, and no call is returned
+                choices.append(Choice(index, [], "length", None, max_tokens))
+            else:
+                choices.append(Choice(index, [], "tool_calls", [call], tokens))
             continue
         text = canned_answer(req.messages, req.seed, index)
         pieces, finish = cut(text, max_tokens, stop_strings)

@@ -152,6 +152,13 @@ def test_tool_call_round_trip(client: openai.OpenAI) -> None:
     assert "rainy in Singapore" in second.choices[0].message.content
 
 
+def test_tool_call_respects_max_tokens(client: openai.OpenAI) -> None:
+    messages = _user("How is the weather in Singapore?")
+    cut = client.chat.completions.create(model="qwen-plus", messages=messages, tools=WEATHER_TOOLS, max_tokens=1)
+    assert cut.choices[0].finish_reason == "length" and not cut.choices[0].message.tool_calls
+    assert cut.usage.completion_tokens <= 1
+
+
 def test_wrong_key_is_401_with_documented_envelope(server: DocServer) -> None:
     bad = openai.OpenAI(api_key="sk-wrong", base_url=server.base_url, max_retries=0)
     with bad, pytest.raises(openai.AuthenticationError) as info:
