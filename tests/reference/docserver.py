@@ -20,6 +20,31 @@ module is an *independent oracle*: it was written from the vendor page "OpenAI c
 Only seed 001 is followed (not seed 002, a generic OpenAI-style table) because 001 is the vendor's page for
 this very endpoint; where the two disagree (``n`` up to 10, role ``developer``, a 403 status) 001 wins.
 
+Judgment calls where seed 001 is ambiguous
+------------------------------------------
+* Route order: unknown path 404, then non-POST 405, then a wrong key 401, then the body (400).
+* An unknown model is 400 ``model_not_found`` (the error table has no 404). Later dated snapshots of a series
+  listed with "and later snapshots" are accepted; the model list is the union of all regions.
+* Ranges as printed: temperature [0, 2) (0 is accepted despite "Do not set this to 0"), top_p (0, 1.0) (so 1.0
+  is refused), presence_penalty [-2.0, 2.0], n 1..4, seed 0..2**64-1, max_tokens >= 1 with no upper bound.
+* n > 1 is accepted for the qwen-plus series (qwen-plus, qwen-plus-latest, its snapshots), not qwen3.5-plus.
+* "tools is set" means a non-empty array: ``tools: []`` counts as no tools (so it is fine with stream or n > 1).
+  Tools are accepted for every model although the table lists qwen-turbo, qwen-plus and qwen-max; likewise
+  presence_penalty is not restricted by model. The tools + stream rule is checked before the n + tools rule.
+* Roles: system, user, assistant and tool (the doc's own example sends tool messages with a ``name`` and no
+  ``tool_call_id``); ``developer`` (seed 002) is refused. The last message must be user or tool. Assistant
+  content may be null; other messages need string content (or an array of content parts).
+* ``null`` for an optional parameter means "not given". Empty stop strings are ignored; token-id stops are
+  accepted and ignored (words have no ids); any mix of strings, ids and id arrays is refused.
+* stream_options must be an object even without stream; include_usage only acts when stream is true.
+* Errors are plain JSON for stream requests too. Codes: invalid_api_key (the documented envelope, exactly),
+  invalid_parameter_error, missing_required_parameter, model_not_found, invalid_json, invalid_request_body,
+  not_found, method_not_allowed; ``param`` names the top-level parameter.
+* system_fingerprint is null (the table says null; one sample shows ""). Non-stream tool calls carry no
+  ``index``; a message without a call has no ``tool_calls`` key. ``tool_choice`` is honoured when it names a
+  tool or says "none"/"required", never validated. A tool call that does not fit in max_tokens is cut:
+  finish_reason "length", no call.
+
 The model is a deterministic toy: completion tokens are the whitespace-separated words of a canned answer
 chosen from the last user message; prompt tokens are the words of all messages (role included). The same
 request with the same ``seed`` gives the same text on the streamed and the non-streamed path.
