@@ -1,0 +1,1 @@
+"""Independent reference server built from the vendor documentation alone (see docserver.py)."""
