@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from .profiles import ModelInfo, Profile
 from .rules import check_request
+from .rules.base import applies
 
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=24)
 NAME_CHARS = string.ascii_letters + string.digits + "_-"
@@ -293,27 +294,75 @@ def _non_stream(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+_RANGE_RULES = {"request.temperature-range": ("temperature", "number"), "request.top_p-range": ("top_p", "number"),
+                "request.presence_penalty-range": ("presence_penalty", "number"),
+                "request.seed-range": ("seed", "integer"), "request.max_tokens-range": ("max_tokens", "integer"),
+                "request.n-range": ("n", "integer")}
+
+
+def nearest_outside(profile: Profile, param: str, kind: str) -> list[Any]:
+    """The closest unambiguous values just outside each end of a documented range: the cases a server
+    that checks `>` instead of `>=` gets wrong, tried first whatever the example budget."""
+    lo, lo_open, hi, hi_open = _bounds(profile, param)
+    eps = _EPS[kind]
+    edges = []
+    if lo is not None:
+        edges.append(lo if lo_open else lo - eps)
+    if hi is not None:
+        edges.append(hi if hi_open else hi + eps)
+    out = []
+    for value in edges:
+        if kind == "integer":
+            if not float(value).is_integer():
+                continue
+            value = int(value)
+        if not _inside(value, lo, lo_open, hi, hi_open) and not _ambiguous(profile, param, value):
+            out.append(value)
+    return out
+
+
+def boundary_requests(profile: Profile, model: str, rule_id: str) -> list[dict[str, Any]]:
+    """Explicit examples for a range rule, one per end of the range, each breaking only that rule."""
+    spec = _RANGE_RULES.get(rule_id)
+    if spec is None or (rule_id == "request.n-range" and not profile.model(model).n):
+        return []
+    param, kind = spec
+    base = _base_body(profile, model, [{"role": "user", "content": "Hi"}])
+    found = [{**base, param: value} for value in nearest_outside(profile, param, kind)]
+    return [body for body in found if _breaks_only(profile, model, rule_id, body)]
+
+
+def _base_body(profile: Profile, model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": 8}
+    info = profile.model(model)
+    if info.thinking_default and not info.thinking_non_stream:
+        body["enable_thinking"] = False
+    if info.stream_only:
+        body["stream"] = True
+    return body
+
+
+def _breaks_only(profile: Profile, model: str, rule_id: str, body: dict[str, Any]) -> bool:
+    # A target model the profile does not list (every self-hosted server) would make every drawn
+    # request also break request.model-unknown: judge model ids only when that is the rule at hand.
+    check_model = rule_id == "request.model-unknown" or profile.model(model).known
+    return {v.rule for v in check_request(body, profile, check_model=check_model)} == {rule_id}
+
+
 def invalid_requests(profile: Profile, model: str, rule_id: str) -> st.SearchStrategy[dict[str, Any]] | None:
-    """Requests that break `rule_id` and nothing else, or None when no unambiguous case exists."""
+    """Requests that break `rule_id` and nothing else, or None when no unambiguous case exists (or the
+    rule is not part of the profile's contract)."""
+    if not applies(rule_id, profile):
+        return None
     mutation = _mutation(profile, model, rule_id)
     if mutation is None:
         return None
-    info = profile.model(model)
 
     @st.composite
     def broken(draw: st.DrawFn) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": model, "messages": draw(conversations(profile)), "max_tokens": 8}
-        if info.thinking_default and not info.thinking_non_stream:
-            body["enable_thinking"] = False
-        if info.stream_only or draw(st.booleans()):
+        body = _base_body(profile, model, draw(conversations(profile)))
+        if draw(st.booleans()):
             body["stream"] = True
         return draw(mutation)(body)
 
-    # A target model the profile does not list (every self-hosted server) would make every drawn
-    # request also break request.model-unknown: judge model ids only when that is the rule at hand.
-    check_model = rule_id == "request.model-unknown" or info.known
-
-    def breaks_only_this(body: dict[str, Any]) -> bool:
-        return {v.rule for v in check_request(body, profile, check_model=check_model)} == {rule_id}
-
-    return broken().filter(breaks_only_this)
+    return broken().filter(lambda body: _breaks_only(profile, model, rule_id, body))

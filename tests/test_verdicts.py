@@ -147,3 +147,25 @@ def test_run_deadline_skips_the_rest_and_says_so(tmp_path: Path):
     skipped = [c for c in summary["checks"] if c["status"] == "skipped"]
     assert skipped and all(c["message"].startswith("not run: the run deadline") for c in skipped)
     assert summary["duration_s"] < 30
+
+
+def test_openai_profile_carries_none_of_dashscopes_habits():
+    """Third-party servers (fakellm, mockllm, llm-mock-api, mock-myna) were warned for DashScope-only
+    rules under --profile openai, and request-id rules showed PASS without being checked."""
+    proc = run("run", "--profile", "openai", "-k", "request-id or thinking or id-prefix or snake or stream-body-sse")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    lines = [line for line in proc.stdout.splitlines() if line.lstrip().startswith(("PASS", "FAIL", "WARN", "SKIP"))]
+    assert lines and all(line.lstrip().startswith("SKIP") for line in lines), lines
+    assert "not part of the openai profile's contract" in proc.stdout
+
+
+def test_a_model_dashscope_does_not_serve_gets_the_profile_hint():
+    from conformance.mock import MockConfig, MockServer
+
+    with MockServer(MockConfig()) as base_url:
+        proc = subprocess.run([*CHATCONF, "run", "--base-url", base_url, "--model", "chatconf-fake-model",
+                               "-k", "response.accepted or stream.done-last"], capture_output=True, text=True,
+                              timeout=120, env={**_env(), "DASHSCOPE_API_KEY": "any-key"})
+    assert "is not in profile 'dashscope'" in proc.stdout
+    assert "hint: model 'chatconf-fake-model' is no DashScope model" in proc.stdout
+    assert "--profile openai" in proc.stdout

@@ -186,10 +186,13 @@ def _profile_hint(summary: RunSummary) -> str | None:
         return None
     broken = summary.failed + summary.warned
     dashscope_only = [c for c in broken if c.source and all(k.startswith("C") for k in c.source.split(", "))]
-    if len(dashscope_only) >= 3 and len(dashscope_only) * 2 >= len(broken):
-        return (f"hint: {len(dashscope_only)} of {len(broken)} findings are DashScope production habits "
-                f"({', '.join(c.id for c in dashscope_only[:4])}...); if this target is an OpenAI-compatible "
-                "server rather than DashScope, try --profile openai")
+    unknown_model = not load_profile("dashscope").model(str(target.get("model"))).known
+    if broken and (unknown_model or (len(dashscope_only) >= 3 and len(dashscope_only) * 2 >= len(broken))):
+        why = (f"model {target.get('model')!r} is no DashScope model" if unknown_model else
+               f"{len(dashscope_only)} of {len(broken)} findings are DashScope production habits "
+               f"({', '.join(c.id for c in dashscope_only[:4])}...)")
+        return (f"hint: {why}; if this target is an OpenAI-compatible server rather than DashScope, "
+                "--profile openai checks it against the OpenAI contract only")
     return None
 
 

@@ -49,6 +49,8 @@ class Rule:
     """One declaration per rule: what it checks, where it runs, and why it exists.
 
     `needs`: the scenario tags `chatconf run` evaluates it on (empty: the kind's default traffic).
+    `when`: the profile rule that puts it in a profile's contract ("key": truthy; "key=value": equal);
+    empty for rules every profile carries. Outside that contract it never reports and `run` skips it.
     """
 
     id: str
@@ -57,6 +59,14 @@ class Rule:
     cites: tuple[str, ...]
     func: Callable[..., Any] | None = None
     needs: frozenset[str] = frozenset()
+    when: str = ""
+
+    def applies(self, profile: Any) -> bool:
+        if not self.when:
+            return True
+        key, _, value = self.when.partition("=")
+        found = profile.rule(key)
+        return str(found) == value if value else bool(found)
 
     @property
     def severity(self) -> str:
@@ -70,7 +80,7 @@ class Rule:
 REGISTRY: dict[str, Rule] = {}
 
 
-def register(rule_id: str, title: str, *, kind: str, cites: str, needs: str = "",
+def register(rule_id: str, title: str, *, kind: str, cites: str, needs: str = "", when: str = "",
              func: Callable[..., Any] | None = None) -> Rule:
     """Add a rule to the registry (ids are unique and stable: reports and fault modes use them).
 
@@ -80,14 +90,21 @@ def register(rule_id: str, title: str, *, kind: str, cites: str, needs: str = ""
         raise ValueError(f"unknown rule kind {kind!r}")
     if rule_id in REGISTRY:
         raise ValueError(f"duplicate rule id {rule_id!r}")
-    rule = Rule(rule_id, title, kind, parse_cites(cites), func, frozenset(needs.split()))
+    rule = Rule(rule_id, title, kind, parse_cites(cites), func, frozenset(needs.split()), when)
     REGISTRY[rule_id] = rule
     return rule
 
 
-def rules_of(kind: str) -> list[Rule]:
-    """The registered rules of one kind that run as functions, in declaration order."""
-    return [r for r in REGISTRY.values() if r.kind == kind and r.func is not None]
+def rules_of(kind: str, profile: Any = None) -> list[Rule]:
+    """The registered rules of one kind that run as functions, in declaration order (with a profile:
+    only those in its contract)."""
+    return [r for r in REGISTRY.values() if r.kind == kind and r.func is not None
+            and (profile is None or r.applies(profile))]
+
+
+def applies(rule_id: str, profile: Any) -> bool:
+    """Whether `rule_id` is part of `profile`'s contract (see Rule.when)."""
+    return REGISTRY[rule_id].applies(profile)
 
 
 def expected(what: str, received: Any) -> str:

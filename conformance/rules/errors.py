@@ -14,17 +14,18 @@ from typing import Any
 from ..jsonutil import JSONError, loads
 from ..profiles import Profile
 from ..sse import decode_bytes, looks_like_sse
-from .base import Violation, expected, expected_text, register
+from .base import Violation, applies, expected, expected_text, register
 from .schema_rules import schema_findings, schemas_for
 
 register("error.envelope", "an error response body is a JSON (or SSE data:) object with an `error` object",
          kind="error", cites="001:error-response E1 C4 C5")
 register("error.status-type", "error.type fits the HTTP status", kind="error", cites="E2 C4 C41 C42")
 register("error.stream-body-sse", "errors on stream:true requests come as a `data: {...}` SSE body",
-         kind="error", cites="C5", needs="stream-error")
+         kind="error", cites="C5", needs="stream-error", when="stream_error_body=sse")
 register("error.code-snake-case", "error.code is snake_case (or a documented native code)", kind="error",
-         cites="C4 C42")
-register("error.request-id", "error id / request_id agree with x-request-id", kind="error", cites="C3")
+         cites="C4 C42", when="error_code_snake_case")
+register("error.request-id", "error id / request_id agree with x-request-id", kind="error", cites="C3",
+         when="request_id_in_id")
 register("error.status-code", "an error envelope never comes with a 2xx status", kind="error",
          cites="001:error-codes 001:error-response E1 C6")
 register("error.content-type", "an error answer is served as JSON (an SSE data: body as text/event-stream)",
@@ -95,7 +96,7 @@ def envelope_violations(obj: Any, profile: Profile, *, status: int | None,
         v = check(err, profile, status)
         if v is not None:
             out.append(Violation(v[0], v[1], entry=entry, event=event, pointer=v[2]))
-    if profile.rule("request_id_in_id"):
+    if applies("error.request-id", profile):
         out.extend(_request_id(obj, headers, entry=entry, event=event))
     return out
 
@@ -117,7 +118,7 @@ def _status_type(err: dict[str, Any], profile: Profile, status: int | None) -> t
 def _code_snake_case(err: dict[str, Any], profile: Profile,
                      status: int | None) -> tuple[str, str, str] | None:
     """Compatible-mode codes are snake_case; documented native codes (Arrearage, ...) are accepted."""
-    if not profile.rule("error_code_snake_case"):
+    if not applies("error.code-snake-case", profile):
         return None
     code = err.get("code")
     if not isinstance(code, str) or SNAKE.match(code) or code in NATIVE_CODES:
@@ -180,7 +181,7 @@ def check_error_response(*, status: int | None, headers: Mapping[str, str], body
         out.append(Violation("error.content-type", ctype, entry=entry))
     stream_req = isinstance(request_body, dict) and request_body.get("stream") is True
     if stream_req and status is not None and status >= 400 and is_envelope(obj) and not as_sse \
-            and profile.rule("stream_error_body", "sse") == "sse":
+            and applies("error.stream-body-sse", profile):
         out.append(Violation("error.stream-body-sse",
                              expected_text("a `data: {...}` SSE body for a stream:true request",
                                            "plain JSON"),

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..profiles import Profile
 from ..schemas import SchemaError
-from .base import Violation, expected, expected_text, register, rules_of
+from .base import Violation, applies, expected, expected_text, register, rules_of
 from .schema_rules import schemas_for
 
 Body = dict[str, Any]
@@ -51,8 +51,9 @@ _SCHEMA_RULES = [
     ("request.n-with-tools", "n is 1 when tools are given", "001:param-n C25"),
     ("request.schema", "request body matches the request schema", "001:param-model 001:param-messages R8"),
 ]
+_WHEN = {"request.n-with-tools": "n_with_tools"}
 for _id, _title, _cites in _SCHEMA_RULES:
-    register(_id, _title, kind="request", cites=_cites)
+    register(_id, _title, kind="request", cites=_cites, when=_WHEN.get(_id, ""))
 
 PRIORITY = (
     "request.schema-body",  # pseudo-id: the body is not even an object (reported as request.schema)
@@ -170,8 +171,8 @@ def schema_violations(body: Any, profile: Profile) -> list[Violation]:
     seen: set[tuple[str, str]] = set()
     for err in validator.errors(body):
         rule_id, pointer, message = _schema_rule(err, body, profile)
-        if rule_id == "request.n-with-tools" and profile.rule("n_with_tools") is None:
-            continue  # this profile (openai) allows n > 1 with tools; the base schema does not
+        if not applies(rule_id, profile):
+            continue  # e.g. the openai profile allows n > 1 with tools; the base schema does not
         if (rule_id, pointer) in seen:
             continue
         seen.add((rule_id, pointer))
@@ -181,10 +182,10 @@ def schema_violations(body: Any, profile: Profile) -> list[Violation]:
 
 # -- cross-field rules ----------------------------------------------------------------------------
 
-def request_rule(rule_id: str, title: str, *, cites: str) -> Callable[[RequestCheck], RequestCheck]:
+def request_rule(rule_id: str, title: str, *, cites: str, when: str = "") -> Callable[[RequestCheck], RequestCheck]:
     """Register a cross-field request rule (it only ever sees a dict body)."""
     def wrap(func: RequestCheck) -> RequestCheck:
-        register(rule_id, title, kind="request", cites=cites, func=func)
+        register(rule_id, title, kind="request", cites=cites, when=when, func=func)
         return func
     return wrap
 
@@ -204,11 +205,10 @@ def _tool_call_ids(msg: dict[str, Any]) -> list[str | None]:
             for c in calls]
 
 
-@request_rule("request.system-first", "a system message may only be messages[0]", cites="001:param-messages C30")
+@request_rule("request.system-first", "a system message may only be messages[0]", cites="001:param-messages C30",
+              when="system_only_first")
 def system_first(body: Body, profile: Profile) -> Iterator[Violation]:
     """DashScope documents system as first-only; OpenAI-style profiles switch this off."""
-    if not profile.rule("system_only_first"):
-        return
     for i, msg in _messages(body):
         if i > 0 and msg.get("role") == "system":
             yield Violation("request.system-first",
@@ -217,12 +217,12 @@ def system_first(body: Body, profile: Profile) -> Iterator[Violation]:
 
 
 @request_rule("request.last-message-role", "the last message has a role the profile allows last",
-              cites="001:param-messages C30")
+              cites="001:param-messages C30", when="last_message_roles")
 def last_message_role(body: Body, profile: Profile) -> Iterator[Violation]:
     """An assistant prefix with `partial: true` is DashScope's documented continuation (C30)."""
     allowed = profile.rule("last_message_roles")
     msgs = _messages(body)
-    if not allowed or not msgs:
+    if not msgs:
         return
     i, last = msgs[-1]
     role = last.get("role")
@@ -329,7 +329,7 @@ def _thinking_on(body: Body, info: Any) -> bool:
 
 
 @request_rule("request.thinking-non-stream", "thinking on a model without non-stream thinking needs stream",
-              cites="C16 C17")
+              cites="C16 C17", when="thinking_param")
 def thinking_non_stream(body: Body, profile: Profile) -> Iterator[Violation]:
     """Open-source Qwen3 defaults thinking on and refuses it without streaming; qwen-plus allows it."""
     info = _model(body, profile)
@@ -345,7 +345,8 @@ def thinking_non_stream(body: Body, profile: Profile) -> Iterator[Violation]:
                     pointer=pointer)
 
 
-@request_rule("request.enable_thinking-supported", "enable_thinking only on models that think", cites="C18")
+@request_rule("request.enable_thinking-supported", "enable_thinking only on models that think", cites="C18",
+              when="thinking_param")
 def enable_thinking_supported(body: Body, profile: Profile) -> Iterator[Violation]:
     """enable_thinking: true on a model without a thinking mode is rejected."""
     info = _model(body, profile)
@@ -376,7 +377,7 @@ def check_request(body: Any, profile: Profile, *, check_model: bool = False) -> 
         return out
     if check_model:
         out.extend(model_unknown(body, profile))
-    for rule in rules_of("request"):
+    for rule in rules_of("request", profile):
         out.extend(rule.func(body, profile))  # type: ignore[misc]
     return out
 

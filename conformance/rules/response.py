@@ -44,9 +44,10 @@ class ResponseContext:
 ResponseCheck = Callable[[ResponseContext], Iterator[Violation]]
 
 
-def response_rule(rule_id: str, title: str, *, cites: str, needs: str = "") -> Callable[[ResponseCheck], ResponseCheck]:
+def response_rule(rule_id: str, title: str, *, cites: str, needs: str = "", when: str = ""
+                  ) -> Callable[[ResponseCheck], ResponseCheck]:
     def wrap(func: ResponseCheck) -> ResponseCheck:
-        register(rule_id, title, kind="response", cites=cites, needs=needs, func=func)
+        register(rule_id, title, kind="response", cites=cites, needs=needs, when=when, func=func)
         return func
     return wrap
 
@@ -320,7 +321,7 @@ def finish_length(ctx: ResponseContext) -> Iterator[Violation]:
                     "/usage/completion_tokens")
 
 
-@response_rule("response.id-prefix", "completion id starts with chatcmpl-", cites="C2 C3")
+@response_rule("response.id-prefix", "completion id starts with chatcmpl-", cites="C2 C3", when="id_prefix")
 def id_prefix(ctx: ResponseContext) -> Iterator[Violation]:
     """Clients and logs correlate by the chatcmpl- id."""
     rid = ctx.body.get("id")
@@ -328,10 +329,10 @@ def id_prefix(ctx: ResponseContext) -> Iterator[Violation]:
         yield ctx.v("response.id-prefix", expected("an id starting with 'chatcmpl-'", rid), "/id")
 
 
-@response_rule("response.request-id", "body id is chatcmpl- + x-request-id", cites="C3")
+@response_rule("response.request-id", "body id is chatcmpl- + x-request-id", cites="C3", when="request_id_in_id")
 def request_id(ctx: ResponseContext) -> Iterator[Violation]:
     """Support tickets quote the request id; only judged when the header was captured."""
-    header = ctx.headers.get("x-request-id") if ctx.profile.rule("request_id_in_id") else None
+    header = ctx.headers.get("x-request-id")
     rid = ctx.body.get("id")
     if header and isinstance(rid, str) and rid != f"chatcmpl-{header}":
         yield ctx.v("response.request-id", expected(f"id 'chatcmpl-{header}'", rid), "/id")
@@ -352,6 +353,6 @@ def check_response_body(body: dict[str, Any], profile: Profile, *, request: Any 
     ctx = ResponseContext(body, profile, request if isinstance(request, dict) else None,
                           headers or {}, entry, sent_at)
     out: list[Violation] = []
-    for rule in rules_of("response"):
+    for rule in rules_of("response", profile):
         out.extend(rule.func(ctx))  # type: ignore[misc]
     return out

@@ -21,7 +21,7 @@ from typing import Any
 from ..jsonutil import JSONError, loads
 from ..profiles import Profile
 from ..sse import SSEEvent
-from .base import Violation, expected, expected_text, register
+from .base import Violation, applies, expected, expected_text, register
 from .errors import envelope_violations
 from .response import (
     answer_tokens,
@@ -64,13 +64,13 @@ _RULES = [
     ("error-event", "nothing but [DONE] follows an in-stream error event", "S30 C6", ""),
     ("done-last", "the stream ends with data: [DONE] and nothing follows it", "001:sample-stream S3", ""),
     ("terminated", "the stream ends cleanly (no cut event, no transport error)", "S31", ""),
-    ("request-id", "chunk id is chatcmpl- + x-request-id", "C3", ""),
+    ("request-id", "chunk id is chatcmpl- + x-request-id", "C3", "", "request_id_in_id"),
     ("created-plausible", "created is a UNIX time in seconds, near the request time",
      "001:response-parameters 001:sample-stream", ""),
     ("model-matches", "the chunks' model is the requested one (or a snapshot of it)", "S6 C10", ""),
 ]
-for _name, _title, _cites, _needs in _RULES:
-    register(_S + _name, _title, kind="stream", cites=_cites, needs=_needs)
+for _name, _title, _cites, _needs, *_when in _RULES:
+    register(_S + _name, _title, kind="stream", cites=_cites, needs=_needs, when="".join(_when))
 
 MAX_PER_RULE = 50
 """A broken 200k-chunk stream reports the first 50 of each rule, then one summary line."""
@@ -131,7 +131,7 @@ class StreamChecker:
         self._forced = forced_tool_choice(req)
         self._done_required = profile.rule("done_marker", "required") == "required"
         self._headers = headers
-        self._id_has_request_id = bool(profile.rule("request_id_in_id"))
+        self._id_has_request_id = applies("stream.request-id", profile)
         self._pending: list[Violation] = []
         self._counts: dict[str, int] = {}
         self._events = 0

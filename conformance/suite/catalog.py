@@ -30,7 +30,7 @@ class Check:
 
     id: str
     title: str
-    kind: str          # rule | reject | probe | drift | property
+    kind: str          # rule | reject | probe | drift | property | after (reads what earlier checks saw)
     cites: tuple[str, ...] = ()
     needs: frozenset[str] = frozenset()  # scenario tags a rule check runs on
 
@@ -76,6 +76,8 @@ PROBES: list[Check] = [
     probe("behaviour.seed-deterministic", "the same seed gives the same answer", "S14"),
     probe("behaviour.thinking-stream", "enable_thinking streams reasoning_content before content", "C15"),
     probe("behaviour.tool-roundtrip", "after the tool result, the model answers without calling again", "F6 N6"),
+    probe("error.param-named", "a rejection's error.param names the offending parameter (or is null)",
+          "C25 C32 C34 E1", kind="after"),
 ]
 
 DRIFT_CHECKS: dict[str, str] = {

@@ -55,6 +55,8 @@ class SuiteContext:
     results: dict[str, CheckResult] = field(default_factory=dict)
     planned: list[str] = field(default_factory=list)
     stopped: str | None = None     # why the run stopped starting checks (deadline, unresponsive target)
+    params_seen: int = 0           # rejections whose documented error names a param (error.param-named)
+    param_mismatches: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     started_at: float = field(default_factory=time.monotonic)
     summary: RunSummary | None = None
     _client: ChatClient | None = None

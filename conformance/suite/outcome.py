@@ -10,18 +10,13 @@ from typing import Any, NoReturn
 
 
 class CheckFailed(AssertionError):
-    """The target broke the check; `evidence` says what was sent and what came back.
+    """The target broke the check; `evidence` says what was sent and what came back. The check's
+    severity (from what it cites) decides whether that is `failed` or `warned`."""
 
-    `severity="should"` marks a finding that rests on production behaviour inside a check that is
-    otherwise documented (the exact status of a rejection, say): it makes the check `warned`, not
-    `failed`. A `should` check never becomes `failed` this way.
-    """
-
-    def __init__(self, message: str, evidence: dict[str, Any] | None = None, severity: str | None = None):
+    def __init__(self, message: str, evidence: dict[str, Any] | None = None):
         super().__init__(message)
         self.message = message
         self.evidence = evidence or {}
-        self.severity = severity
 
 
 class Observed(Exception):
@@ -33,8 +28,8 @@ class Observed(Exception):
         self.evidence = evidence or {}
 
 
-def fail(message: str, evidence: dict[str, Any] | None = None, *, severity: str | None = None) -> NoReturn:
-    raise CheckFailed(message, evidence, severity)
+def fail(message: str, evidence: dict[str, Any] | None = None) -> NoReturn:
+    raise CheckFailed(message, evidence)
 
 
 def observe(message: str, evidence: dict[str, Any] | None = None) -> NoReturn:

@@ -127,7 +127,12 @@ def _skip_unless_whole(*answers: Exchange) -> None:
 
 
 def _seeded(ctx: SuiteContext, *messages: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A seeded request, greedy where the profile's contract allows temperature 0 (seed 001 says not
+    to set it to 0, so DashScope answers are compared by seed alone)."""
     extra.setdefault("max_tokens", 24)
+    greedy = ctx.profile.rule("greedy_temperature")
+    if greedy is not None:
+        extra.setdefault("temperature", greedy)
     return base(ctx, *(messages or ({"role": "user", "content": "Name three colours of the rainbow."},)),
                 seed=1234, **extra)
 

@@ -6,17 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis.errors import Unsatisfiable
 
 from ..client import BudgetExhausted
 from ..exchange import Exchange
 from ..rules.errors import is_envelope, parse_error_body
-from ..strategies import invalid_requests
+from ..strategies import boundary_requests, invalid_requests
 from .catalog import Check
 from .context import SuiteContext
 from .evidence import exchange_evidence
 from .outcome import fail
+from .test_rules import skip_outside_contract
 
 ENVELOPE_RULES = ("error.envelope", "schema.error", "error.status-code")
 
@@ -29,7 +30,8 @@ def error_payload(ex: Exchange) -> dict[str, Any] | None:
 
 def assert_rejected(ctx: SuiteContext, rule_id: str, ex: Exchange, *, auth: str | None = None) -> None:
     """Refused with the documented status and an error envelope. Which `param` the envelope names is
-    production behaviour (the documentation's example has param null), so a mismatch only warns."""
+    production behaviour (the documentation's example has param null): a mismatch is not this check's
+    business but the `error.param-named` check's, which only warns."""
     spec = ctx.profile.error(rule_id) or ctx.profile.error("request.schema")
     evidence = exchange_evidence(ex, api_key_env=ctx.api_key_env, auth=auth)
     if ex.transport_error and ex.status is None:
@@ -46,13 +48,16 @@ def assert_rejected(ctx: SuiteContext, rule_id: str, ex: Exchange, *, auth: str 
     err = error_payload(ex)
     if err is None:
         fail("rejected without an error envelope", evidence)
-    if spec is not None and spec.param and err.get("param") not in (None, spec.param):
-        fail(f"expected error.param {spec.param!r} (or null), received {err.get('param')!r}", evidence,
-             severity="should")
+    if spec is not None and spec.param:
+        ctx.params_seen += 1
+        if err.get("param") not in (None, spec.param):
+            ctx.param_mismatches.append((rule_id, f"{rule_id}: expected error.param {spec.param!r} (or null), "
+                                                  f"received {err.get('param')!r}", evidence))
 
 
 @pytest.mark.chatconf_kind("reject")
 def test_rejected(check: Check, chatconf: SuiteContext) -> None:
+    skip_outside_contract(check, chatconf)
     strategy = invalid_requests(chatconf.profile, chatconf.model, check.id)
     if strategy is None:
         pytest.skip(f"no unambiguous way to break {check.id} for model {chatconf.model}")
@@ -67,6 +72,9 @@ def test_rejected(check: Check, chatconf: SuiteContext) -> None:
         ex = chatconf.client.chat(body, retry=True)
         assert_rejected(chatconf, check.id, ex)
 
+    for edge in boundary_requests(chatconf.profile, chatconf.model, check.id):
+        property_ = example(body=edge)(property_)  # each end of the range first, whatever --examples says
+
     try:
         property_()
     except BudgetExhausted:
@@ -75,3 +83,14 @@ def test_rejected(check: Check, chatconf: SuiteContext) -> None:
         if chatconf.client.remaining == 0:
             pytest.skip(f"request budget of {chatconf.client.config.max_requests} spent")
         pytest.skip(f"could not draw a request that breaks only {check.id} for model {chatconf.model}")
+
+
+@pytest.mark.chatconf_check("error.param-named")
+def test_error_param_named(check: Check, chatconf: SuiteContext) -> None:
+    """Runs after the rejection checks and judges the `param` of every rejection they saw."""
+    if not chatconf.params_seen:
+        pytest.skip("no rejection whose documented error names a parameter was seen")
+    if chatconf.param_mismatches:
+        _, message, evidence = chatconf.param_mismatches[0]
+        more = len({r for r, _, _ in chatconf.param_mismatches}) - 1
+        fail(message + (f" (and in {more} other rejection check(s))" if more else ""), evidence)
