@@ -151,6 +151,16 @@ def report_text(text: str) -> str:
     return _UNSAFE.sub(_escape, text) if _UNSAFE.search(text) else text
 
 
+_LINE_BREAKS = re.compile("[\r\n\u2028\u2029]")
+
+
+def console_text(text: str) -> str:
+    """`report_text` for one terminal line: line breaks escaped too, so a file name or a server's
+    text can neither run escape sequences nor forge a line such as `FAKE.sse: VALID`."""
+    text = report_text(text)
+    return _LINE_BREAKS.sub(_escape, text) if _LINE_BREAKS.search(text) else text
+
+
 def scrub_summary(summary: Any) -> Any:
     """One pass over a RunSummary before it is written or printed: every string of every check,
     the target and the extras goes through `report_text` (secrets out, unsafe characters escaped)."""

@@ -397,3 +397,19 @@ def test_broken_captures_are_still_checked_not_skipped(capsys: pytest.CaptureFix
     path.write_text(json.dumps(content))
     code, doc = run_json(capsys, str(path))
     assert code == 1 and doc["files"][0]["status"] == "invalid"
+
+
+def test_untrusted_text_cannot_reach_the_terminal_raw(tmp_path: Path) -> None:
+    """Issue 13 item 1: ESC/OSC/BEL/C1 in a file name or a server's text ran on the terminal, and a
+    newline in a name forged a verdict line."""
+    name = "evil\x1b]0;pwned\x07\nFAKE.sse: VALID (1 exchange)\x9b31m.sse"
+    chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk\x1b[2J\x07", "created": 1770285809,
+             "model": "qwen-plus\x1b]8;;http://x\x07", "choices": []}
+    (tmp_path / name).write_text(f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "validate", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    for bad in ("\x1b", "\x07", "\x9b"):
+        assert bad not in proc.stdout + proc.stderr
+    assert not any(line.startswith("FAKE.sse") for line in proc.stdout.splitlines())
+    assert "\\x1b" in proc.stdout and "\\u000a" in proc.stdout.replace("\\x0a", "\\u000a")

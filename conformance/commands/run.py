@@ -29,6 +29,7 @@ from ..preflight import (
     preflight_timeout,
 )
 from ..profiles import ProfileError, load_profile, parse_model_caps, with_model
+from ..redact import console_text
 from ..results import STATUSES, RunSummary
 from ..strategies import invalid_requests
 from ..suite.catalog import all_checks, reject_checks
@@ -206,10 +207,10 @@ def _print_summary(summary: RunSummary, args: Any) -> int:
         print(title, file=out)
         for check in checks:
             message = check.message.splitlines()[0][:200] if check.message else ""
-            print(f"  {check.id}: {message}", file=out)
+            print(f"  {check.id}: {console_text(message)}", file=out)
             curl = (check.evidence or {}).get("curl")
             if curl:
-                print(f"    reproduce: {curl}", file=out)
+                print(f"    reproduce: {console_text(curl)}", file=out)
     line = ", ".join(f"{totals[s]} {s}" for s in STATUSES)
     sent = summary.extra.get("requests", {}).get("sent")
     print(f"chatconf run: {line} in {summary.duration_s:.1f} s ({sent} requests)", file=out)

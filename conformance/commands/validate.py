@@ -15,6 +15,7 @@ from typing import TextIO
 from ..errors import UsageError
 from ..jsonutil import dumps
 from ..profiles import ProfileError, load_profile
+from ..redact import console_text
 from ..validate import INVALID, SKIPPED, STATUSES, UNREADABLE, FileResult, exit_code, validate_paths
 
 
@@ -28,29 +29,31 @@ def _where(path: str, v: object) -> str:
 
 
 def print_file(result: FileResult, out: TextIO) -> None:
-    """Findings first (one line each), then the file's verdict."""
+    """Findings first (one line each), then the file's verdict. Every piece that came from a file or
+    a server (its name, messages, notes) goes through `console_text`: one line, no escape sequences."""
+    path = console_text(result.path)
     if result.status == SKIPPED:
-        out.write(f"{result.path}: SKIPPED ({'; '.join(result.notes)})\n")
+        out.write(f"{path}: SKIPPED ({console_text('; '.join(result.notes))})\n")
         return
     for v in result.violations:
-        at = f" [at {v.pointer}]" if v.pointer else ""
-        out.write(f"{_where(result.path, v)}: {v.rule}: {v.message}{at}\n")
+        at = f" [at {console_text(v.pointer)}]" if v.pointer else ""
+        out.write(f"{_where(path, v)}: {v.rule}: {console_text(v.message)}{at}\n")
     for v in result.warnings:
-        at = f" [at {v.pointer}]" if v.pointer else ""
-        out.write(f"{_where(result.path, v)}: warning: {v.rule}: {v.message}{at}\n")
+        at = f" [at {console_text(v.pointer)}]" if v.pointer else ""
+        out.write(f"{_where(path, v)}: warning: {v.rule}: {console_text(v.message)}{at}\n")
     for key, n in sorted(result.unlisted.items()):
-        out.write(f"{result.path}: ... {n} more {key} finding(s) not listed\n")
+        out.write(f"{path}: ... {n} more {key} finding(s) not listed\n")
     for note in result.notes:
-        out.write(f"{result.path}: note: {note}\n")
+        out.write(f"{path}: note: {console_text(note)}\n")
     if result.status == UNREADABLE:
-        out.write(f"{result.path}: UNREADABLE: {result.error}\n")
+        out.write(f"{path}: UNREADABLE: {console_text(result.error or '')}\n")
         return
     detail = [_plural(result.exchanges, "exchange")]
     if result.status == INVALID:
         detail.insert(0, _plural(result.violation_count, "violation"))
     if result.warning_count:
         detail.append(_plural(result.warning_count, "warning"))
-    out.write(f"{result.path}: {result.status.upper()} ({', '.join(detail)})\n")
+    out.write(f"{path}: {result.status.upper()} ({', '.join(detail)})\n")
 
 
 def summary_line(results: list[FileResult]) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from ..client import BudgetExhausted, TargetUnresponsive
-from ..redact import report_text
+from ..redact import console_text
 from ..results import FAIL_ON, CheckResult
 from .catalog import PROBES, Check, drift_checks, reject_checks, rule_checks
 from .context import SuiteContext, SuiteSettings
@@ -240,9 +240,9 @@ def _print_progress(result: CheckResult, done: int) -> None:
     word, color = _SYMBOLS[result.status]
     if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
         word = f"\033[{color}m{word}\033[0m"
-    line = f"  {word} {result.id:<34} {report_text(result.title)}"
+    line = f"  {word} {result.id:<34} {console_text(result.title)}"
     if result.status in ("failed", "warned", "observed", "skipped") and result.message:
-        line += f"\n        {report_text(result.message.splitlines()[0][:160])}"
+        line += f"\n        {console_text(result.message.splitlines()[0][:160])}"
     print(line, flush=True)
 
 
