@@ -26,3 +26,17 @@ def is_doc(key: str) -> bool:
 
 def severity_of(cites: tuple[str, ...]) -> str:
     return "must" if any(is_doc(key) for key in cites) else "should"
+
+
+class Cited:
+    """Severity and a printable source for anything that cites keys (rules and suite checks alike)."""
+
+    cites: tuple[str, ...]
+
+    @property
+    def severity(self) -> str:
+        return severity_of(self.cites)
+
+    @property
+    def source(self) -> str:
+        return ", ".join(self.cites)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..provenance import parse_cites, severity_of
+from ..provenance import Cited, parse_cites
 
 KINDS = ("request", "response", "stream", "error", "schema")
 
@@ -45,7 +45,7 @@ class Violation:
 
 
 @dataclass(frozen=True)
-class Rule:
+class Rule(Cited):
     """One declaration per rule: what it checks, where it runs, and why it exists.
 
     `needs`: the scenario tags `chatconf run` evaluates it on (empty: the kind's default traffic).
@@ -67,14 +67,6 @@ class Rule:
         key, _, value = self.when.partition("=")
         found = profile.rule(key)
         return str(found) == value if value else bool(found)
-
-    @property
-    def severity(self) -> str:
-        return severity_of(self.cites)
-
-    @property
-    def source(self) -> str:
-        return ", ".join(self.cites)
 
 
 REGISTRY: dict[str, Rule] = {}

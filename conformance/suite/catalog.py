@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..profiles import Profile
-from ..provenance import parse_cites, severity_of
+from ..provenance import Cited, parse_cites
 from ..rules import REGISTRY
 
 AREAS = {
@@ -25,7 +25,7 @@ AREAS = {
 
 
 @dataclass(frozen=True)
-class Check:
+class Check(Cited):
     """One suite check. Severity comes from what it cites (conformance.provenance), never set by hand."""
 
     id: str
@@ -37,14 +37,6 @@ class Check:
     @property
     def area(self) -> str:
         return self.id.split(".", 1)[0]
-
-    @property
-    def severity(self) -> str:
-        return severity_of(self.cites)
-
-    @property
-    def source(self) -> str:
-        return ", ".join(self.cites)
 
 
 def probe(check_id: str, title: str, cites: str, kind: str = "probe") -> Check:
