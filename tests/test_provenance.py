@@ -73,3 +73,24 @@ def test_production_only_rules_are_should(rule_id: str) -> None:
 
 def test_thinking_probe_is_should() -> None:
     assert CHECKS["behaviour.thinking-stream"].severity == "should"
+
+
+def test_every_request_rule_has_a_rank_a_mutation_and_a_fault_mode() -> None:
+    """A request rule is declared once, then needs three companions: its place in the order servers
+    report problems (PRIORITY), a way to break it (strategies), and a mock fault mode. The registry
+    checks itself so none is forgotten."""
+    from conformance.mock.faults import FAULTS
+    from conformance.rules.request import PRIORITY
+    from conformance.strategies import _mutation
+    from conformance.suite.catalog import REJECT_EXCLUDED
+
+    profile = load_profile("dashscope")
+    for rule in REGISTRY.values():
+        if rule.kind != "request":
+            continue
+        assert rule.id in PRIORITY, f"{rule.id} has no rank in PRIORITY"
+        # request.schema is the generic fallback answer, not a rule a server can break on its own
+        assert rule.id in FAULTS or rule.id == "request.schema", f"{rule.id} has no mock fault mode"
+        if rule.id not in REJECT_EXCLUDED:
+            assert any(_mutation(profile, model, rule.id) is not None for model in profile.model_names), \
+                f"{rule.id}: no strategy breaks it"
