@@ -179,18 +179,22 @@ def write_recording(path: str | Path, exchanges: Iterable[Exchange]) -> int:
         return writer.count
 
 
-def iter_recording(lines: Iterable[str], *, source: str = "") -> Iterator[Exchange]:
-    """Parse JSONL lines into Exchanges; blank lines are skipped, bad lines raise RecordError."""
-    entry = 0
+def json_lines(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed document) for every non-blank JSONL line; a line that is not JSON raises
+    RecordError naming it. Shared by recordings and the JSONL capture reader."""
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            record = loads(line)
+            yield lineno, loads(line)
         except JSONError as exc:
             raise RecordError(f"line {lineno}: not JSON ({exc})") from exc
+
+
+def iter_recording(lines: Iterable[str], *, source: str = "") -> Iterator[Exchange]:
+    """Parse JSONL lines into Exchanges; blank lines are skipped, bad lines raise RecordError."""
+    for entry, (lineno, record) in enumerate(json_lines(lines)):
         try:
             yield record_to_exchange(record, source=source, entry=entry)
         except RecordError as exc:
             raise RecordError(f"line {lineno}: {exc}") from exc
-        entry += 1

@@ -18,6 +18,8 @@ import pytest
 from conformance.mock import MockConfig, MockServer
 from loadtests.launcher import locustfile_path
 
+from .test_run_cli import one_line_exit_2
+
 REQUIRED_REGION_KEYS = {
     "requests",
     "failures",
@@ -318,13 +320,8 @@ def keyed_mock():
         yield base_url
 
 
-def _one_line_exit_2(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert SECRET not in proc.stderr + proc.stdout
-    return lines[0]
+def _one_line_exit_2(proc: subprocess.CompletedProcess[str]) -> str:
+    return one_line_exit_2(proc, SECRET)
 
 
 def test_base_url_without_v1_is_exit_2_before_any_load(keyed_mock):

@@ -188,12 +188,13 @@ def mock_requests(base_url: str) -> int:
     return httpx.get(root + "/_mock/stats", timeout=5).json()["requests"]
 
 
-def one_line_exit_2(proc: subprocess.CompletedProcess[str]) -> str:
+def one_line_exit_2(proc: subprocess.CompletedProcess[str], secret: str | None = None) -> str:
+    """Exit 2 with exactly one line on stderr, no traceback, and the key nowhere (shared with load's tests)."""
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr + proc.stdout
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert SECRET not in proc.stderr + proc.stdout
+    assert (secret or SECRET) not in proc.stderr + proc.stdout
     return lines[0]
 
 

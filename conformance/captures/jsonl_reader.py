@@ -12,8 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..exchange import Exchange
-from ..jsonutil import JSONError, loads
-from ..recording import RecordError, record_to_exchange
+from ..recording import RecordError, json_lines, record_to_exchange
 from .errors import MAX_EVENT_BYTES, CaptureError, NotACapture, mib
 from .shapes import classify, non_capture
 
@@ -44,14 +43,7 @@ def _exchanges(lines: Iterator[str], source: str) -> Iterator[Exchange]:
     """iter_recording, plus bare documents of a capture shape (entry = line's index among entries)."""
     from .json_reader import document_exchange
 
-    entry = 0
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            doc = loads(line)
-        except JSONError as exc:
-            raise RecordError(f"line {lineno}: not JSON ({exc})") from exc
+    for entry, (lineno, doc) in enumerate(json_lines(lines)):
         if entry == 0 and (what := non_capture(doc)) is not None:
             raise NotACapture(what)
         shape = classify(doc)
@@ -62,7 +54,6 @@ def _exchanges(lines: Iterator[str], source: str) -> Iterator[Exchange]:
                 yield document_exchange(doc, source=source, entry=entry)
         except RecordError as exc:
             raise RecordError(f"line {lineno}: {exc}") from exc
-        entry += 1
 
 
 def read_jsonl(path: Path, *, source: str = "", limit: int = MAX_EVENT_BYTES) -> Iterator[Exchange]:
