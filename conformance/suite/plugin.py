@@ -1,10 +1,13 @@
-"""pytest plugin for the chatconf suite (registered through the `pytest11` entry point).
+"""The chatconf suite's pytest hooks and fixture, active only where the suite is collected.
 
-Lets CI users mix the suite into their own runs: `pytest --pyargs conformance.suite --base-url URL`.
+`conformance/suite/conftest.py` re-exports them, so pytest loads them only when it collects
+`conformance.suite` (`chatconf run`, or CI users mixing the suite into their own runs:
+`pytest --pyargs conformance.suite --chatconf-base-url URL`); the options come from the thin
+`conformance.pytest_options` entry point.
 It parametrizes the suite's tests with catalog checks, turns each test outcome into a check status
 (`passed`, `failed`, `warned`, `skipped`, `observed`), and at the end writes summary.json, JUnit XML,
 the redacted recording and the HTML report. A broken `should` check is `warned` and does not fail
-the pytest session unless `--chatconf-fail-on should`. Outside the suite it does nothing but add its options.
+the pytest session unless `--chatconf-fail-on should`.
 """
 
 from __future__ import annotations
@@ -19,54 +22,13 @@ import pytest
 
 from ..client import BudgetExhausted, TargetUnresponsive
 from ..redact import console_text
-from ..results import FAIL_ON, CheckResult
+from ..results import CheckResult
 from .catalog import PROBES, Check, drift_checks, reject_checks, rule_checks
 from .context import SuiteContext, SuiteSettings
 from .outcome import CheckFailed, Observed
 
 CONTEXT = pytest.StashKey[SuiteContext]()
 SETTINGS = pytest.StashKey[SuiteSettings]()
-
-
-def _add(group: Any, *names: str, **kwargs: Any) -> None:
-    """Add an option, dropping spellings another plugin already owns (e.g. pytest-base-url)."""
-    for i in range(len(names)):
-        try:
-            group.addoption(*names[i:], **kwargs)
-            return
-        except ValueError:
-            continue
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("chatconf", "chatconf conformance suite")
-    _add(g, "--base-url", "--chatconf-base-url", dest="chatconf_base_url", default=None,
-         help="chatconf: target base URL (default: the embedded mock)")
-    _add(g, "--region", "--chatconf-region", dest="chatconf_region", default=None,
-         help="chatconf: documented region (singapore|virginia|beijing)")
-    _add(g, "--api-key-env", "--chatconf-api-key-env", dest="chatconf_api_key_env", default=None,
-         help="chatconf: environment variable holding the API key")
-    _add(g, "--model", "--chatconf-model", dest="chatconf_model", default=None, help="chatconf: model id")
-    _add(g, "--chatconf-profile", dest="chatconf_profile", default="dashscope", help="chatconf: profile")
-    _add(g, "--max-requests", "--chatconf-max-requests", dest="chatconf_max_requests", type=int, default=None,
-         help="chatconf: hard request budget")
-    _add(g, "--examples", "--chatconf-examples", dest="chatconf_examples", type=int, default=None,
-         help="chatconf: Hypothesis examples per property")
-    _add(g, "--chatconf-report-dir", dest="chatconf_report_dir", default=None,
-         help="chatconf: write summary.json, recording.jsonl, report.html here")
-    _add(g, "--chatconf-junit", dest="chatconf_junit", default=None, help="chatconf: JUnit XML path")
-    _add(g, "--chatconf-timeout", dest="chatconf_timeout", type=float, default=None,
-         help="chatconf: seconds without data before a response counts as hung")
-    _add(g, "--chatconf-fault", dest="chatconf_faults", action="append", default=[],
-         help="chatconf: fault mode for the embedded mock (self-test)")
-    _add(g, "--chatconf-console", dest="chatconf_console", action="store_true", default=False,
-         help="chatconf: print check-by-check progress (used by `chatconf run`)")
-    _add(g, "--chatconf-run-timeout", dest="chatconf_run_timeout", type=float, default=None,
-         help="chatconf: whole-run deadline in seconds (default 900); checks still to come are skipped")
-    _add(g, "--chatconf-model-caps", dest="chatconf_model_caps", default=None,
-         help="chatconf: what a model the profile does not list can do, e.g. 'n,tools,thinking,max-output=8192'")
-    _add(g, "--chatconf-fail-on", dest="chatconf_fail_on", choices=FAIL_ON, default="must",
-         help="chatconf: fail the session on broken `must` checks only (default) or on `should` ones too")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -109,11 +71,17 @@ _KIND_ORDER = {"rule": 0, "probe": 1, "drift": 2, "reject": 3, "property": 4, "a
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """Cheap checks first: rule checks share a few scenario requests, properties cost many, so a
-    live run's budget covers as much as it can before Hypothesis spends the rest."""
-    def rank(item: pytest.Item) -> int:
-        check = getattr(item, "callspec", None) and item.callspec.params.get("check")
-        return _KIND_ORDER.get(check.kind, 9) if isinstance(check, Check) else 9
-    items.sort(key=rank)
+    live run's budget covers as much as it can before Hypothesis spends the rest. Only the suite's
+    own items move, within the places they hold: a user's tests collected beside it keep their order."""
+    slots = [i for i, item in enumerate(items) if isinstance(_check_of(item), Check)]
+    ordered = sorted((items[i] for i in slots), key=lambda item: _KIND_ORDER.get(_check_of(item).kind, 9))
+    for slot, item in zip(slots, ordered, strict=True):
+        items[slot] = item
+
+
+def _check_of(item: pytest.Item) -> Any:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("check") if callspec is not None else None
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -122,7 +90,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     planned = session.config.stash[CONTEXT].planned
     for item in session.items:
-        check = getattr(item, "callspec", None) and item.callspec.params.get("check")
+        check = _check_of(item)
         if isinstance(check, Check) and check.id not in planned:
             planned.append(check.id)
 
@@ -153,7 +121,7 @@ _MERGE_ORDER = {"failed": 4, "warned": 3, "observed": 2, "passed": 1, "skipped":
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
     outcome = yield
     report = outcome.get_result()
-    check = getattr(item, "callspec", None) and item.callspec.params.get("check")
+    check = _check_of(item)
     if not isinstance(check, Check) or CONTEXT not in item.config.stash:
         return
     ctx = item.config.stash[CONTEXT]
