@@ -13,9 +13,11 @@ import argparse
 import importlib
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 
-from . import __version__
+from . import __version__, settings
 from .errors import UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -26,6 +28,47 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Every option's help names its default; the epilog keeps its own line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        unset = action.default is None or action.default is False or action.default in ([], argparse.SUPPRESS)
+        if "default" not in text and not unset and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
+_EXITS = {
+    "run": "0 no `must` check failed; 1 a `must` check failed (or, with --fail-on should, one warned); "
+           "2 usage error or target unusable (preflight); 3 internal error; 130 interrupted (reports marked partial)",
+    "validate": "0 every capture valid; 1 violations; 2 usage error or unreadable input; 3 internal error; "
+                "130 interrupted",
+    "load": "0 run complete; 1 requests failed their stream checks or the run could not deliver its results; "
+            "2 usage error or target unusable; 3 internal error; 130 interrupted",
+    "mock": "0 stopped by Ctrl-C; 2 usage error (bad flag, port in use); 3 internal error",
+    "report": "0 written; 2 usage error or unreadable summary; 3 internal error",
+}
+_EXAMPLES = {
+    "run": ["chatconf run", "chatconf run --region singapore --model qwen-plus --report-dir reports/sg",
+            "chatconf run --base-url http://127.0.0.1:8080/v1 --api-key-env GATEWAY_KEY --junit junit.xml",
+            "chatconf run -k 'stream or tool' --dry-run"],
+    "validate": ["chatconf validate captures/ session.har stream.sse", "chatconf validate --json --strict prod.har"],
+    "load": ["chatconf load --users 20 --run-time 30s",
+             "chatconf load --regions singapore,virginia --rate 5 --run-time 2m --report-dir reports/load",
+             "chatconf load --workers 2 --users 100 --run-time 1m"],
+    "mock": ["chatconf mock --port 8000", "chatconf mock --api-key sk-test --latency singapore --fault no-done"],
+    "report": ["chatconf report reports/*/summary.json -o matrix.html"],
+}
+
+
+def _epilog(command: str) -> str:
+    examples = "\n".join(f"  {line}" for line in _EXAMPLES[command])
+    exits = textwrap.fill(f"exit codes: {_EXITS[command]}", 100, subsequent_indent="  ")
+    order = textwrap.fill(f"settings: {settings.ORDER}", 100, subsequent_indent="  ")
+    return f"examples:\n{examples}\n\n{exits}\n\n{order}"
 
 
 def _add_target(p: argparse.ArgumentParser, *, load: bool = False) -> None:
@@ -48,9 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="chatconf", description="Conformance and load testing for OpenAI-compatible "
                      "(DashScope compatible-mode) Chat Completions APIs.")
     parser.add_argument("--version", action="version", version=f"chatconf {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="config file (default: chatconf.toml or [tool.chatconf] "
+                        "in pyproject.toml, searched upwards; $CHATCONF_CONFIG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    run = sub.add_parser("run", help="run the conformance suite against an endpoint (default: the mock)")
+    run = sub.add_parser("run", help="run the conformance suite against an endpoint (default: the mock)",
+                         formatter_class=_Help, epilog=_epilog("run"))
     _add_target(run)
     run.add_argument("--report-dir", help="write summary.json, recording.jsonl and report.html here")
     run.add_argument("--junit", metavar="FILE", help="write JUnit XML here")
@@ -72,16 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fault", help=argparse.SUPPRESS)  # embedded mock fault mode (self-test)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
-    val = sub.add_parser("validate", help="validate captured traffic (HAR, SSE, JSON, JSONL recordings)")
+    val = sub.add_parser("validate", help="validate captured traffic (HAR, SSE, JSON, JSONL recordings)",
+                         formatter_class=_Help, epilog=_epilog("validate"))
     val.add_argument("paths", nargs="+", metavar="PATH", help="files or directories (walked)")
     val.add_argument("--profile", default="dashscope", help="profile name or YAML path (default: dashscope)")
-    val.add_argument("--format", default="auto", choices=["auto", "har", "sse", "json", "jsonl"])
+    val.add_argument("--format", default="auto", choices=["auto", "har", "sse", "json", "jsonl"],
+                     help="capture format (auto: detected per file)")
     val.add_argument("--strict", action="store_true", help="also report unknown fields (as warnings)")
     val.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
 
-    mock = sub.add_parser("mock", help="serve the built-in DashScope-like mock server")
-    mock.add_argument("--host", default="127.0.0.1")
-    mock.add_argument("--port", type=int, default=8000)
+    mock = sub.add_parser("mock", help="serve the built-in DashScope-like mock server", formatter_class=_Help,
+                         epilog=_epilog("mock"))
+    mock.add_argument("--host", default="127.0.0.1", help="address to bind (anything but loopback exposes the mock)")
+    mock.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     mock.add_argument("--profile", default="dashscope", help="profile name or YAML path")
     mock.add_argument("--api-key", help="accept only this Bearer token (default: any non-empty token)")
     mock.add_argument("--latency", metavar="FILE|NAME", help="latency profile: singapore|virginia|beijing|none or YAML")
@@ -92,11 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="serve recorded responses (HAR or JSONL) for matching requests")
     mock.add_argument("--seed", type=int, default=0, help="seed for text, jitter and injected faults")
 
-    rep = sub.add_parser("report", help="render run summaries as HTML (several: a compatibility matrix)")
+    rep = sub.add_parser("report", help="render run summaries as HTML (several: a compatibility matrix)",
+                         formatter_class=_Help, epilog=_epilog("report"))
     rep.add_argument("summaries", nargs="+", metavar="SUMMARY", help="summary.json files from chatconf run")
     rep.add_argument("-o", "--output", default="report.html", help="HTML file to write (default: report.html)")
 
-    load = sub.add_parser("load", help="measure streaming latency under load with Locust")
+    load = sub.add_parser("load", help="measure streaming latency under load with Locust", formatter_class=_Help,
+                         epilog=_epilog("load"))
     _add_target(load, load=True)
     load.add_argument("--users", type=int, default=10, help="concurrent users (closed loop)")
     load.add_argument("--spawn-rate", type=float, default=10.0, help="users started per second")
@@ -110,14 +161,55 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--calibrate", action="store_true",
                       help="measure the harness's own bias against the mock's known latencies")
     load.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    for command in commands_of(parser).values():
+        command.add_argument("--config", metavar="FILE", help=argparse.SUPPRESS)
     return parser
 
 
+def commands_of(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _explicit_config(argv: Sequence[str]) -> str | None:
+    """--config FILE wherever it stands (it decides the defaults the parser needs before parsing)."""
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+    return os.environ.get(settings.CONFIG_ENV) or None
+
+
+def _with_sources(parser: argparse.ArgumentParser, argv: Sequence[str]) -> settings.Sources:
+    """Environment and config-file values become defaults; --help shows where each came from."""
+    commands = commands_of(parser)
+    config = settings.find_config(Path.cwd(), _explicit_config(argv))
+    sources = settings.apply(commands, os.environ, config)
+    for name, origin in sources.origin.items():
+        for action in commands[name]._actions:
+            if action.dest in origin and action.help not in (None, argparse.SUPPRESS):
+                shown = commands[name].get_default(action.dest)
+                action.help = f"{action.help} {settings.describe(shown, action.dest, origin[action.dest])}"
+    return sources
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    try:
+        sources = _with_sources(parser, argv)
+    except UsageError as exc:
+        print(f"chatconf: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    if args.command in sources.errors:
+        print(f"chatconf {args.command}: error: {sources.errors[args.command]}", file=sys.stderr)
         return EXIT_USAGE
     try:
         module = importlib.import_module(f"conformance.commands.{args.command}")

@@ -3,11 +3,15 @@
 pytest loads every installed plugin into every session, so this module must be cheap and harmless in
 projects that never run the suite: each option is namespaced `--chatconf-...` (a bare `--base-url`
 would clash with pytest-base-url, which pytest-playwright and pytest-selenium install), it imports
-nothing of chatconf, and it defines no hook that acts. The suite's behaviour lives in
+nothing of chatconf, and it defines no hook that acts. Options left unset take chatconf's environment
+and config-file settings (conformance/settings.py) once the suite runs; `chatconf run`, which has
+resolved them already, says so with the hidden `--chatconf-settled`. The suite's behaviour lives in
 `conformance/suite/conftest.py`, which pytest loads only when it collects `conformance.suite`.
 """
 
 from __future__ import annotations
+
+import argparse
 
 import pytest
 
@@ -18,8 +22,7 @@ OPTIONS: tuple[tuple[str, dict[str, object]], ...] = (
     ("region", {"help": "documented region instead of a URL: singapore, virginia or beijing"}),
     ("api-key-env", {"help": "environment variable holding the API key (default: the profile's, DASHSCOPE_API_KEY)"}),
     ("model", {"help": "model id (default: the profile's default model)"}),
-    ("profile", {"default": "dashscope",
-                 "help": "contract profile: dashscope, openai or a YAML path (default: dashscope)"}),
+    ("profile", {"help": "contract profile: dashscope, openai or a YAML path (default: dashscope)"}),
     ("max-requests", {"type": int, "help": "hard request budget; checks beyond it are skipped"}),
     ("examples", {"type": int, "help": "Hypothesis examples per property (default 25 on the mock, 5 live)"}),
     ("report-dir", {"help": "write summary.json, recording.jsonl and report.html here"}),
@@ -29,10 +32,11 @@ OPTIONS: tuple[tuple[str, dict[str, object]], ...] = (
                "help": "fault mode for the embedded mock (self-test); repeatable"}),
     ("console", {"action": "store_true", "default": False,
                  "help": "print check-by-check progress (used by `chatconf run`)"}),
+    ("settled", {"action": "store_true", "default": False, "help": argparse.SUPPRESS}),
     ("run-timeout", {"type": float,
                      "help": "whole-run deadline in seconds (default 900); checks still to come are skipped"}),
     ("model-caps", {"help": "what a model the profile does not list can do, e.g. 'n,tools,thinking,max-output=8192'"}),
-    ("fail-on", {"choices": FAIL_ON, "default": "must",
+    ("fail-on", {"choices": FAIL_ON,
                  "help": "fail the session on broken `must` checks only (default) or on `should` ones too"}),
 )
 

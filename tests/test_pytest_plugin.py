@@ -6,6 +6,7 @@ the suite when `pytest --pyargs conformance.suite` collects it."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -28,9 +29,9 @@ def test_runs_second():
 '''
 
 
-def pytest_in(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def pytest_in(directory: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", *args],
-                          cwd=directory, capture_output=True, text=True, timeout=120)
+                          cwd=directory, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
 
 
 @pytest.fixture()
@@ -63,11 +64,11 @@ def test_the_entry_point_repeats_the_fail_on_choices_of_the_results_model():
     assert tuple(FAIL_ON) == tuple(RESULTS_FAIL_ON)
 
 
-def test_the_suite_runs_under_plain_pytest_with_namespaced_options(tmp_path: Path):
+def test_the_suite_runs_under_plain_pytest_with_namespaced_options_and_chatconf_settings(tmp_path: Path):
     reports = tmp_path / "reports"
+    (tmp_path / "chatconf.toml").write_text('[run]\nexamples = 2\n', encoding="utf-8")
     proc = pytest_in(tmp_path, "--pyargs", "conformance.suite", "-q", "-k", "stream.done-last or schema.chunk",
-                     "--base-url", "http://unrelated.test", "--chatconf-report-dir", str(reports),
-                     "--chatconf-examples", "2")
+                     "--base-url", "http://unrelated.test", CHATCONF_REPORT_DIR=str(reports))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     summary = json.loads((reports / "summary.json").read_text(encoding="utf-8"))
     assert summary["totals"]["passed"] == 2

@@ -58,6 +58,7 @@ class _Sink:
 def _pytest_args(args: argparse.Namespace, ini: str) -> list[str]:
     out = ["--pyargs", "conformance.suite", "-c", ini, "--rootdir", os.path.dirname(ini),
            "-p", "no:terminal", "-p", "no:cacheprovider", "-p", "no:randomly", "--chatconf-console",
+           "--chatconf-settled",
            "--chatconf-profile", args.profile]
     for flag, value in (("--chatconf-base-url", args.base_url), ("--chatconf-region", args.region),
                         ("--chatconf-api-key-env", args.api_key_env), ("--chatconf-model", args.model),

@@ -35,12 +35,31 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "chatconf_kind(kind): parametrize with catalog checks of this kind")
     config.addinivalue_line("markers", "chatconf_check(id): this test implements one catalog probe")
     o = config.option
+    if not o.chatconf_settled:
+        _take_settings(o)
+    o.chatconf_profile = o.chatconf_profile or "dashscope"
+    o.chatconf_fail_on = o.chatconf_fail_on or "must"
     config.stash[SETTINGS] = SuiteSettings(
         base_url=o.chatconf_base_url, region=o.chatconf_region, api_key_env=o.chatconf_api_key_env,
         model=o.chatconf_model, profile=o.chatconf_profile, max_requests=o.chatconf_max_requests,
         examples=o.chatconf_examples, report_dir=o.chatconf_report_dir, junit=o.chatconf_junit,
         faults=tuple(o.chatconf_faults or ()), console=bool(o.chatconf_console), timeout_s=o.chatconf_timeout,
         fail_on=o.chatconf_fail_on, model_caps=o.chatconf_model_caps, run_timeout_s=o.chatconf_run_timeout)
+
+
+def _take_settings(option: Any) -> None:
+    """Plain `pytest --pyargs conformance.suite`: unset options come from CHATCONF_* variables and the
+    config file, as they do for `chatconf run` (a bad value stops the session with one line)."""
+    from ..errors import UsageError
+    from ..settings import command_defaults
+    try:
+        found = command_defaults("run", Path.cwd(), os.environ)
+    except UsageError as exc:
+        raise pytest.UsageError(f"chatconf: {exc}") from None
+    for dest, value in found.items():
+        name = "chatconf_faults" if dest == "fault" else f"chatconf_{dest}"
+        if hasattr(option, name) and getattr(option, name) in (None, [], False):
+            setattr(option, name, value)
 
 
 def _context(config: pytest.Config) -> SuiteContext:
