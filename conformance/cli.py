@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: tools only)")
     run.add_argument("--fail-on", choices=["must", "should"], default="must",
                      help="exit 1 on failed `must` checks only (default), or on warned `should` checks too")
+    run.add_argument("--hypothesis-seed", type=int, metavar="N",
+                     help="draw another reproducible set of edge cases (default: the same set every run; "
+                          "a run with N is replayed exactly by the same N)")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (and nothing else)")
     run.add_argument("--fault", help=argparse.SUPPRESS)  # embedded mock fault mode (self-test)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 

@@ -36,6 +36,8 @@ OPTIONS: tuple[tuple[str, dict[str, object]], ...] = (
     ("run-timeout", {"type": float,
                      "help": "whole-run deadline in seconds (default 900); checks still to come are skipped"}),
     ("model-caps", {"help": "what a model the profile does not list can do, e.g. 'n,tools,thinking,max-output=8192'"}),
+    ("hypothesis-seed", {"type": int, "help": "draw another reproducible set of Hypothesis examples (default: "
+                                              "the same set every run)"}),
     ("fail-on", {"choices": FAIL_ON,
                  "help": "fail the session on broken `must` checks only (default) or on `should` ones too"}),
 )

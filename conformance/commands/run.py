@@ -11,6 +11,7 @@ checks not run).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -65,7 +66,8 @@ def _pytest_args(args: argparse.Namespace, ini: str) -> list[str]:
                         ("--chatconf-max-requests", args.max_requests), ("--chatconf-examples", args.examples),
                         ("--chatconf-report-dir", args.report_dir), ("--chatconf-junit", args.junit),
                         ("--chatconf-timeout", args.timeout), ("--chatconf-fail-on", args.fail_on),
-                        ("--chatconf-model-caps", args.model_caps), ("--chatconf-run-timeout", args.run_timeout)):
+                        ("--chatconf-model-caps", args.model_caps), ("--chatconf-run-timeout", args.run_timeout),
+                        ("--chatconf-hypothesis-seed", args.hypothesis_seed)):
         if value is not None:
             out += [flag, str(value)]
     if args.fault:
@@ -114,6 +116,8 @@ def _plan(args: argparse.Namespace, live: bool) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.json:
+        args.quiet = True  # stdout carries the JSON summary and nothing else
     try:
         profile = load_profile(args.profile)
     except ProfileError as exc:
@@ -198,7 +202,16 @@ def _profile_hint(summary: RunSummary) -> str | None:
     return None
 
 
+def _exit_code(summary: RunSummary, args: Any) -> int:
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    return 1 if summary.failing(args.fail_on) else 0
+
+
 def _print_summary(summary: RunSummary, args: Any) -> int:
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+        return _exit_code(summary, args)
     totals = summary.totals
     out = sys.stdout
     print("", file=out)
@@ -232,6 +245,4 @@ def _print_summary(summary: RunSummary, args: Any) -> int:
               f"{Path(args.report_dir) / 'recording.jsonl'}", file=out)
     if args.junit:
         print(f"junit: {args.junit}", file=out)
-    if summary.interrupted:
-        return EXIT_INTERRUPTED
-    return 1 if summary.failing(args.fail_on) else 0
+    return _exit_code(summary, args)

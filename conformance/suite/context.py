@@ -43,6 +43,7 @@ class SuiteSettings:
     fail_on: str = "must"
     model_caps: str | None = None
     run_timeout_s: float | None = None
+    hypothesis_seed: int | None = None
 
 
 @dataclass
@@ -85,6 +86,16 @@ class SuiteContext:
         if self.settings.examples is not None:
             return max(1, self.settings.examples)
         return LIVE_EXAMPLES if self.is_live else MOCK_EXAMPLES
+
+    def explore(self, test: Any) -> Any:
+        """Hypothesis settings of every property. By default the draw is derandomized, the same on
+        every run (a CI gate must not change its mind); --hypothesis-seed N draws another set,
+        the same for the same N, so a failure found with it replays exactly."""
+        from hypothesis import HealthCheck, seed, settings
+        seeded = self.settings.hypothesis_seed
+        test = settings(max_examples=self.examples, deadline=None, database=None, derandomize=seeded is None,
+                        suppress_health_check=list(HealthCheck), print_blob=False)(test)
+        return test if seeded is None else seed(seeded)(test)
 
     @property
     def base_url(self) -> str:
@@ -179,6 +190,8 @@ class SuiteContext:
                              not_run=[cid for cid in self.planned if cid not in self.results])
         if self.stopped:
             summary.extra["stopped"] = self.stopped
+        if self.settings.hypothesis_seed is not None:
+            summary.extra["hypothesis_seed"] = self.settings.hypothesis_seed
         summary.extra["requests"] = {"sent": self._client.sent if self._client else 0,
                                      "retried": self._client.retried if self._client else 0,
                                      "budget": self._client.config.max_requests if self._client else None}

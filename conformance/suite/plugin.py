@@ -44,7 +44,8 @@ def pytest_configure(config: pytest.Config) -> None:
         model=o.chatconf_model, profile=o.chatconf_profile, max_requests=o.chatconf_max_requests,
         examples=o.chatconf_examples, report_dir=o.chatconf_report_dir, junit=o.chatconf_junit,
         faults=tuple(o.chatconf_faults or ()), console=bool(o.chatconf_console), timeout_s=o.chatconf_timeout,
-        fail_on=o.chatconf_fail_on, model_caps=o.chatconf_model_caps, run_timeout_s=o.chatconf_run_timeout)
+        fail_on=o.chatconf_fail_on, model_caps=o.chatconf_model_caps, run_timeout_s=o.chatconf_run_timeout,
+        hypothesis_seed=o.chatconf_hypothesis_seed)
 
 
 def _take_settings(option: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis.errors import Unsatisfiable
 
 from ..client import BudgetExhausted
@@ -20,8 +20,7 @@ from .outcome import fail
 def test_valid_requests_accepted(check: Check, chatconf: SuiteContext) -> None:
     chatconf.client  # noqa: B018
 
-    @settings(max_examples=chatconf.examples, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck), print_blob=False)
+    @chatconf.explore
     @given(body=valid_requests(chatconf.profile, chatconf.model))
     def property_(body: dict[str, Any]) -> None:
         assume(chatconf.client.remaining != 0)  # budget spent: stop drawing, keep any failure found

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import assume, example, given
 from hypothesis.errors import Unsatisfiable
 
 from ..client import BudgetExhausted
@@ -64,8 +64,7 @@ def test_rejected(check: Check, chatconf: SuiteContext) -> None:
     chatconf.client  # start the target before Hypothesis times anything  # noqa: B018
     chatconf.client.ensure_responsive()  # a target that stopped answering: not run, without Hypothesis
 
-    @settings(max_examples=chatconf.examples, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck), print_blob=False)
+    @chatconf.explore
     @given(body=strategy)
     def property_(body: dict[str, Any]) -> None:
         assume(chatconf.client.remaining != 0)  # budget spent: stop drawing, keep any failure found
