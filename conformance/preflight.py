@@ -6,7 +6,8 @@ short timeout, and turns the answers that make a whole run pointless into one li
 (UsageError): the key is rejected (401/403), there is no chat endpoint at the URL (404/405 that is not
 an unknown-model error, a redirect), TLS does not match the port, the host does not resolve, the
 connection is refused, or nothing answers within the timeout. Every other answer (2xx, 400, 429, 5xx,
-...) is the suite's business and the run goes on; an unknown model id goes on with a note.
+...) is the suite's business and the run goes on. A model the target says it does not know is
+UnknownModel (a UsageError too): every request would be refused the same way, so nothing is measured.
 
 Neither the key nor the Authorization header is ever printed: every server text that is echoed is
 first scrubbed of the key.
@@ -28,6 +29,11 @@ from .errors import UsageError
 from .jsonutil import JSONError, loads
 
 PATH = "/chat/completions"
+
+
+class UnknownModel(UsageError):
+    """The target says it does not serve the model: every request of the run would fail the same way."""
+
 MAX_BODY = 64 * 1024
 ENDPOINT_STATUSES = (404, 405)
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -203,9 +209,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def preflight(base_url: str, *, model: str, api_key: str | None, api_key_env: str,
-              timeout_s: float = 10.0) -> str | None:
-    """Send the preflight request. Raise UsageError when the run cannot be useful; return a one-line
-    note (the model id was not recognised) or None when the run should go on."""
+              timeout_s: float = 10.0) -> None:
+    """Send the preflight request; raise UsageError when the run cannot be useful."""
     base_url = base_url.rstrip("/")
     url = base_url + PATH
     parts = urlsplit(base_url)
@@ -271,10 +276,10 @@ def preflight(base_url: str, *, model: str, api_key: str | None, api_key_env: st
     if status in ENDPOINT_STATUSES or status == 400:
         unknown = model_unknown(text, model, strict=status == 400)
         if unknown is not None:
-            return (f"the target did not recognise model {model!r} (HTTP {status} {_scrub(unknown, api_key)}); "
-                    "pass --model with a model it serves")
+            raise UnknownModel(f"the target did not recognise model {model!r} (HTTP {status} "
+                               f"{_scrub(unknown, api_key)}): pass --model with a model it serves")
         if status == 400:
-            return None
+            return
         raise UsageError(f"no chat completions endpoint at {url} (HTTP {status}): {suggest_base_url(base_url)}")
     if status in REDIRECTS:
         where = _scrub(location, api_key) or "elsewhere"

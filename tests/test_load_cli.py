@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from conformance.mock import MockConfig, MockServer
+from conformance.mock.config import parse_inject
 from loadtests.launcher import locustfile_path
 
 from .test_run_cli import one_line_exit_2
@@ -350,19 +351,28 @@ def test_report_dir_on_a_file_is_exit_2(tmp_path):
     assert "--report-dir" in line and "not a directory" in line
 
 
-def test_every_request_failing_the_same_way_stops_early(keyed_mock, tmp_path):
-    """An unknown model passes the preflight (with a note), then every request gets the same 404:
-    the run stops after the first 20 instead of running 60 s."""
-    before = _requests(keyed_mock)
-    start = time.monotonic()
-    proc = chatconf("--base-url", keyed_mock, "--model", "no-such-model", "--run-time", "60s", "--users", "4",
-                    "--report-dir", str(tmp_path), "-q", env={"DASHSCOPE_API_KEY": SECRET})
-    elapsed = time.monotonic() - start
+def test_every_request_failing_the_same_way_stops_early(tmp_path):
+    """A target that refuses every request with the same 500 passes the preflight (a 5xx is the run's
+    business), then every request gets the same 500: the run stops after the first 20 instead of 60 s."""
+    with MockServer(MockConfig(api_key=SECRET, inject=parse_inject("500=1"))) as failing:
+        before = _requests(failing)
+        start = time.monotonic()
+        proc = chatconf("--base-url", failing, "--run-time", "60s", "--users", "4",
+                        "--report-dir", str(tmp_path), "-q", env={"DASHSCOPE_API_KEY": SECRET})
+        elapsed = time.monotonic() - start
+        sent = _requests(failing) - before
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and SECRET not in proc.stderr + proc.stdout
-    assert "did not recognise model 'no-such-model'" in proc.stderr
-    assert "stopped early: the first 20 requests all failed the same way (HTTP 404 model_not_found)" in proc.stderr
+    assert "stopped early: the first 20 requests all failed the same way (HTTP 500" in proc.stderr
     assert elapsed < 40
-    assert _requests(keyed_mock) - before < 200
+    assert sent < 200
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert "HTTP 404" in summary["stopped_early"]
+    assert "HTTP 500" in summary["stopped_early"]
+
+
+def test_a_model_the_target_does_not_serve_is_exit_2_before_any_load(keyed_mock):
+    before = _requests(keyed_mock)
+    line = _one_line_exit_2(chatconf("--base-url", keyed_mock, "--model", "no-such-model", "--run-time", "30s",
+                                     env={"DASHSCOPE_API_KEY": SECRET}))
+    assert "did not recognise model 'no-such-model'" in line
+    assert _requests(keyed_mock) - before <= 1  # the preflight only

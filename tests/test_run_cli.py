@@ -245,12 +245,19 @@ def test_preflight_https_to_a_plain_http_port_is_exit_2(keyed_mock):
     assert "TLS handshake failed" in line and "really https?" in line
 
 
-def test_preflight_unknown_model_is_a_note_and_the_run_goes_on(keyed_mock):
-    proc = run("run", "--base-url", keyed_mock, "--api-key-env", "CHATCONF_TEST_KEY", "--model", "no-such-model",
-               "-k", "stream.done-last", "-q", env={"CHATCONF_TEST_KEY": SECRET})
-    assert proc.returncode in (0, 1), proc.stderr
-    assert "did not recognise model 'no-such-model'" in proc.stderr and "--model" in proc.stderr
-    assert "Traceback" not in proc.stderr and SECRET not in proc.stdout + proc.stderr
+def test_preflight_unknown_model_is_exit_2_before_the_suite(keyed_mock):
+    before = mock_requests(keyed_mock)
+    line = one_line_exit_2(run("run", "--base-url", keyed_mock, "--api-key-env", "CHATCONF_TEST_KEY",
+                               "--model", "no-such-model", env={"CHATCONF_TEST_KEY": SECRET}), SECRET)
+    assert "did not recognise model 'no-such-model'" in line and "--model" in line
+    assert mock_requests(keyed_mock) - before <= 1
+
+
+def test_a_model_the_built_in_mock_does_not_serve_is_exit_2_at_once():
+    start = time.monotonic()
+    line = one_line_exit_2(run("run", "--model", "nope-model"))
+    assert time.monotonic() - start < 15
+    assert "built-in mock serves only the models of profile 'dashscope'" in line and "qwen-plus" in line
 
 
 def test_preflight_silent_server_is_exit_2_within_the_timeout():

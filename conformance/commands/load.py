@@ -149,10 +149,8 @@ def main(args: Any) -> int:
         api_key = read_api_key(api_key_env, required=True)
         register_secret(api_key)
         for url in targets.values():
-            note = preflight(url, model=model, api_key=api_key, api_key_env=api_key_env,
-                             timeout_s=preflight_timeout(not is_loopback(url)))
-            if note:
-                print(f"chatconf load: note: {note}", file=sys.stderr, flush=True)
+            preflight(url, model=model, api_key=api_key, api_key_env=api_key_env,
+                      timeout_s=preflight_timeout(not is_loopback(url)))
 
     from loadtests.launcher import LocustRun, read_summary
 

@@ -139,6 +139,10 @@ def main(args: argparse.Namespace) -> int:
         check_output_file(args.junit, "--junit")
     live = not target.is_mock and not is_loopback(target.base_url or "")
     model = args.model or profile.default_model
+    if target.is_mock and not profile.model(model).known:
+        raise UsageError(f"the built-in mock serves only the models of profile {profile.name!r} "
+                         f"({', '.join(profile.model_names)}), not {model!r}: pick one with --model, "
+                         "or test that model on its server with --base-url")
     if args.model_caps is not None:
         try:
             profile = with_model(profile, model, parse_model_caps(args.model_caps))
@@ -152,10 +156,8 @@ def main(args: argparse.Namespace) -> int:
     if not target.is_mock:
         env_name = args.api_key_env or profile.api_key_env
         key = read_api_key(env_name, required=live)
-        note = preflight(target.base_url or "", model=args.model or profile.default_model, api_key=key,
-                         api_key_env=env_name, timeout_s=preflight_timeout(live, args.timeout))
-        if note:
-            print(f"chatconf run: note: {note}", file=sys.stderr, flush=True)
+        preflight(target.base_url or "", model=args.model or profile.default_model, api_key=key,
+                  api_key_env=env_name, timeout_s=preflight_timeout(live, args.timeout))
     elif args.fault:
         from ..mock.faults import FAULTS
         if args.fault not in FAULTS:
