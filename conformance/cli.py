@@ -60,7 +60,8 @@ _EXAMPLES = {
              "chatconf load --regions singapore,virginia --rate 5 --run-time 2m --report-dir reports/load",
              "chatconf load --workers 2 --users 100 --run-time 1m"],
     "mock": ["chatconf mock --port 8000", "chatconf mock --api-key sk-test --latency singapore --fault no-done"],
-    "report": ["chatconf report reports/*/summary.json -o matrix.html"],
+    "report": ["chatconf report reports/sg reports/va --label Singapore --label Virginia -o matrix.html",
+               "chatconf report reports/ -o all.html   # every report dir below reports/, runs and load runs"],
 }
 
 
@@ -147,7 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="render run summaries as HTML (several: a compatibility matrix)",
                          formatter_class=_Help, epilog=_epilog("report"))
-    rep.add_argument("summaries", nargs="+", metavar="SUMMARY", help="summary.json files from chatconf run")
+    rep.add_argument("summaries", nargs="+", metavar="SUMMARY",
+                     help="summary.json of `chatconf run` or `chatconf load`, or report directories")
+    rep.add_argument("--label", action="append", metavar="NAME",
+                     help="name of each input in the report, in order (repeatable; default: URL or built-in mock)")
     rep.add_argument("-o", "--output", default="report.html", help="HTML file to write (default: report.html)")
 
     load = sub.add_parser("load", help="measure streaming latency under load with Locust", formatter_class=_Help,

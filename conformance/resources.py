@@ -1,6 +1,6 @@
-"""Where packaged data lives: an installed wheel carries schemas/ and fixtures/ inside the package
-as conformance/_schemas and conformance/_fixtures (see pyproject); an editable install or a source
-checkout uses the top-level folders."""
+"""Where packaged data lives: an installed wheel carries schemas/, fixtures/ and docs/ inside the
+package as conformance/_schemas, conformance/_fixtures and conformance/_docs (see pyproject); an
+editable install or a source checkout uses the top-level folders."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ def schemas_dir() -> Path:
 
 def fixtures_dir() -> Path:
     return _data_dir("_fixtures", "fixtures")
+
+
+def docs_dir() -> Path:
+    return _data_dir("_docs", "docs")
 
 
 def profiles_dir() -> Path:

@@ -26,4 +26,5 @@ def test_wheel_contains_code_schemas_profiles_and_fixtures(tmp_path: Path) -> No
     for fixture in (ROOT / "fixtures").rglob("*"):
         if fixture.is_file() and not fixture.name.startswith("."):  # .gitkeep keeps an empty test dir
             assert f"conformance/_fixtures/{fixture.relative_to(ROOT / 'fixtures').as_posix()}" in names
+    assert "conformance/_docs/sources.md" in names  # reports explain the keys checks cite
     assert "loadtests/locustfile.py" in names

@@ -3,32 +3,15 @@ and every key a rule or suite check cites is explained in docs/sources.md."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
 
 from conformance.profiles import load_profile
 from conformance.provenance import is_doc, severity_of
 from conformance.rules import REGISTRY
+from conformance.sources import explain, sources
 from conformance.suite.catalog import all_checks
 
-SOURCES = Path(__file__).resolve().parents[1] / "docs" / "sources.md"
-
-
-def _documented_keys() -> set[str]:
-    """Keys in the first cell of every table row: `K`, lists `A`, `B` and ranges `S4`-`S6`."""
-    keys: set[str] = set()
-    for cell in re.findall(r"^\| ((?:`[^`]+`[-, ]*)+)\|", SOURCES.read_text(encoding="utf-8"), re.M):
-        for first, last in re.findall(r"`([^`]+)`(?:-`([^`]+)`)?", cell):
-            keys.add(first)
-            if last:
-                prefix = re.match(r"[A-Z]+", first).group(0)  # type: ignore[union-attr]
-                keys.update(f"{prefix}{n}" for n in range(int(first[len(prefix):]), int(last[len(prefix):]) + 1))
-    return keys
-
-
-DOCUMENTED = _documented_keys()
+DOCUMENTED = set(sources())
 CHECKS = {c.id: c for profile in ("dashscope", "openai", "qwen-reference") for c in all_checks(load_profile(profile))}
 
 
@@ -94,3 +77,12 @@ def test_every_request_rule_has_a_rank_a_mutation_and_a_fault_mode() -> None:
         if rule.id not in REJECT_EXCLUDED:
             assert any(_mutation(profile, model, rule.id) is not None for model in profile.model_names), \
                 f"{rule.id}: no strategy breaks it"
+
+
+def test_every_source_explains_itself_in_words():
+    table = sources()
+    assert table["001:param-temperature"].where.startswith("001, request parameters")
+    assert "[0, 2)" in table["001:param-temperature"].says
+    assert table["S5"].says == table["S4"].says  # a range row explains each key it spans
+    assert not table["C32"].where and "temperature 2 is refused" in table["C32"].says
+    assert [s.key for s in explain("001:param-n, C34")] == ["001:param-n", "C34"]

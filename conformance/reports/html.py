@@ -10,10 +10,13 @@ from __future__ import annotations
 import html
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
-from ..jsonutil import dumps
 from ..results import STATUSES, CheckResult, RunSummary
+from ..sources import explain
 from ..suite.catalog import AREAS
+from .evidence_view import evidence_blocks
+from .load_table import load_table_html
 
 _CSS = """
 :root{--pass:#1a7f37;--fail:#cf222e;--warn:#bc4c00;--skip:#9a6700;--obs:#0969da;--bg:#f6f8fa;--line:#d0d7de}
@@ -35,7 +38,9 @@ summary::-webkit-details-marker{display:none}
 .id{font-family:ui-monospace,Menlo,monospace;font-size:12.5px;min-width:250px}.sev{font-size:11px;color:#57606a}
 .body{padding:4px 12px 12px;border-top:1px solid var(--line);background:var(--bg)}
 pre{white-space:pre-wrap;word-break:break-all;background:#fff;border:1px solid var(--line);border-radius:6px;padding:8px;font-size:12px;max-height:360px;overflow:auto}
-.msg{margin:8px 0}.src{color:#57606a;font-size:12px}
+.msg{margin:8px 0}.src{color:#57606a;font-size:12px}.src ul{margin:2px 0 0;padding-left:18px}
+.note{color:#57606a;font-size:12.5px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;flex:1;min-width:0}
+.blk{margin:8px 0 2px;font-weight:600;font-size:12.5px}table.matrix td .v{display:block;font-weight:400;font-size:11px;color:#57606a;max-width:260px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 table.matrix{border-collapse:collapse;font-size:12.5px}table.matrix th,table.matrix td{border:1px solid var(--line);padding:3px 8px}
 table.matrix td.c{text-align:center;font-weight:600}td.passed{color:var(--pass)}td.failed{color:var(--fail);background:#ffebe9}
 td.skipped{color:var(--skip)}td.observed{color:var(--obs)}td.warned{color:var(--warn)}
@@ -55,20 +60,21 @@ def _e(value: object) -> str:
 
 
 def _check_html(check: CheckResult) -> str:
+    note = ""
+    if check.status != "passed" and check.message:
+        note = f'<span class="note">{_e(check.message.splitlines()[0][:220])}</span>'
     parts = [f'<details class="check" data-s="{check.status}"{" open" if check.status == "failed" else ""}>',
              f'<summary><span class="badge b-{check.status}">{check.status}</span>'
-             f'<span class="id">{_e(check.id)}</span><span>{_e(check.title)}</span>'
+             f'<span class="id">{_e(check.id)}</span><span>{_e(check.title)}</span>{note}'
              f'<span class="sev">{_e(check.severity)}</span></summary><div class="body">']
     if check.message:
         parts.append(f'<div class="msg">{_e(check.message)}</div>')
-    evidence = dict(check.evidence or {})
-    curl = evidence.pop("curl", None)
-    if curl:
-        parts.append(f"<div>Reproduce:</div><pre>{_e(curl)}</pre>")
-    if evidence:
-        parts.append(f"<div>Evidence:</div><pre>{_e(dumps(evidence, indent=True))}</pre>")
+    for title, text in evidence_blocks(check.evidence):
+        parts.append(f'<div class="blk">{_e(title)}</div><pre>{_e(text)}</pre>')
     if check.source:
-        parts.append(f'<div class="src">Source: {_e(check.source)}</div>')
+        explained = explain(check.source)
+        items = "".join(f"<li>{_e(src.describe())}</li>" for src in explained)
+        parts.append(f'<div class="src">Source: {_e(check.source)}{f"<ul>{items}</ul>" if items else ""}</div>')
     parts.append("</div></details>")
     return "".join(parts)
 
@@ -96,8 +102,21 @@ def _summary_html(summary: RunSummary) -> str:
 
 
 def _label(summary: RunSummary) -> str:
+    """A target as a reader knows it: its --label, else the built-in mock or its URL, with model and profile."""
     target = summary.target
-    return f"{target.get('base_url', '?')} ({target.get('model', '?')}, {target.get('profile', '?')})"
+    name = target.get("label") or ("built-in mock" if target.get("simulated") or target.get("kind") == "mock"
+                                   else target.get("base_url", "?"))
+    return f"{name} ({target.get('model', '?')}, {target.get('profile', '?')})"
+
+
+def _cell_value(check: CheckResult) -> str:
+    """What a drift point (or a broken check) saw, short enough for a matrix cell: the message after
+    its subject ("top_p = 1.0: accepted (HTTP 200)" -> "accepted (HTTP 200)")."""
+    if check.status == "passed" or not check.message:
+        return ""
+    first = check.message.splitlines()[0]
+    value = first.split(": ", 1)[1] if check.status == "observed" and ": " in first else first
+    return value[:80]
 
 
 def _matrix_html(summaries: list[RunSummary]) -> str:
@@ -111,32 +130,42 @@ def _matrix_html(summaries: list[RunSummary]) -> str:
             check = table.get(cid)
             status = check.status if check else "-"
             tip = _e(check.message) if check and check.message else ""
-            cells.append(f'<td class="c {status}" title="{tip}">{status}</td>')
+            value = _cell_value(check) if check else ""
+            shown = f'{status}<span class="v">{_e(value)}</span>' if value else status
+            cells.append(f'<td class="c {status}" title="{tip}">{shown}</td>')
         rows.append(f'<tr><td class="id">{_e(cid)}</td>{"".join(cells)}</tr>')
     return f'<h2>Compatibility matrix</h2><table class="matrix"><tr><th>check</th>{head}</tr>{"".join(rows)}</table>'
 
 
-def render_html(summaries: list[RunSummary]) -> str:
-    first = summaries[0]
-    title = "chatconf conformance report" if len(summaries) == 1 else "chatconf compatibility matrix"
-    meta = (f"{_e(_label(first))} &middot; started {_e(first.started)} &middot; {first.duration_s:.1f} s"
-            if len(summaries) == 1 else f"{len(summaries)} targets")
-    if first.target.get("simulated"):
-        meta += " &middot; target: built-in mock (simulated)"
-    body = ""
-    if len(summaries) > 1:
-        body += _matrix_html(summaries)
+def render_html(summaries: list[RunSummary], loads: list[dict[str, Any]] | None = None) -> str:
+    """One run: its report. Several: the checks x targets matrix, then each run. Load summaries
+    (from `chatconf load`) add a targets x metrics latency comparison."""
+    loads = loads or []
+    single = len(summaries) == 1 and not loads
+    title = ("chatconf conformance report" if single else
+             "chatconf compatibility matrix" if summaries else "chatconf latency comparison")
+    if single:
+        first = summaries[0]
+        meta = f"{_e(_label(first))} &middot; started {_e(first.started)} &middot; {first.duration_s:.1f} s"
+        if first.target.get("simulated"):
+            meta += " &middot; target: built-in mock (simulated)"
+        body = _summary_html(first)
+    else:
+        meta = " &middot; ".join(part for part in (
+            f"{len(summaries)} conformance run(s)" if summaries else "",
+            f"{len(loads)} load run(s)" if loads else "") if part)
+        body = load_table_html(loads) if loads else ""
+        if len(summaries) > 1:
+            body += _matrix_html(summaries)
         for s in summaries:
             body += f"<h2>{_e(_label(s))}</h2>{_summary_html(s)}"
-    else:
-        body = _summary_html(first)
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{title}</title>"
             f"<meta name=viewport content='width=device-width,initial-scale=1'><style>{_CSS}</style></head>"
             f"<body><header><h1>{title}</h1><div class=meta>{meta}</div></header><main>{body}</main>"
             f"<script>{_JS}</script></body></html>\n")
 
 
-def write_html(summaries: list[RunSummary], path: Path) -> Path:
+def write_html(summaries: list[RunSummary], path: Path, loads: list[dict[str, Any]] | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(summaries), encoding="utf-8")
+    path.write_text(render_html(summaries, loads), encoding="utf-8")
     return path

@@ -11,8 +11,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ..jsonutil import dumps
 from ..results import RunSummary
+from ..sources import explain
+from .evidence_view import evidence_text
 
 
 def junit_xml(summary: RunSummary, fail_on: str = "must") -> str:
@@ -34,7 +35,9 @@ def junit_xml(summary: RunSummary, fail_on: str = "must") -> str:
             ET.SubElement(case_props, "property", name="chatconf.severity", value=check.severity)
         if check.id in failing:
             node = ET.SubElement(case, "failure", message=check.message[:500], type=check.severity)
-            node.text = f"{check.title}\n{check.message}\n\nevidence:\n{dumps(check.evidence or {}, indent=True)}"
+            sources = "\n".join(f"  {src.describe()}" for src in explain(check.source))
+            node.text = (f"{check.title}\n{check.message}\n\n{evidence_text(check.evidence)}\n\n"
+                         f"source: {check.source}\n{sources}")
         elif check.status == "skipped":
             ET.SubElement(case, "skipped", message=check.message[:500])
         elif check.status in ("observed", "warned"):
