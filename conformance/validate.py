@@ -182,7 +182,7 @@ def _envelope_members(ex: Exchange) -> Iterator[Violation]:
         return
     for name in ENVELOPE_MEMBERS:
         if name not in envelope["error"]:
-            yield Violation("schema.error", f"expected the documented error member `{name}` (the seed's "
+            yield Violation("schema.error", f"expected the documented error member `{name}` (Model Studio's example "
                             f"envelope has message, type, param, code; null is fine), received no `{name}`",
                             entry=ex.entry, pointer="/error", level="warning")
 
