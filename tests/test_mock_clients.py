@@ -203,3 +203,69 @@ def test_langchain_invoke_and_stream_usage(base_url: str) -> None:
     assert "".join(c.content for c in chunks).startswith("I am a simulated Qwen model")
     usage = [c.usage_metadata for c in chunks if c.usage_metadata]
     assert usage and usage[-1]["output_tokens"] > 0
+
+
+def test_langchain_structured_output_gets_an_object_of_its_schema(base_url: str) -> None:
+    """with_structured_output sends response_format json_schema and validates the answer with Pydantic."""
+    from langchain_openai import ChatOpenAI
+    from pydantic import BaseModel
+
+    class Forecast(BaseModel):
+        city: str
+        temperature_c: float
+        conditions: list[str]
+        windy: bool
+        advice: str | None
+
+    llm = ChatOpenAI(api_key="sk-test", base_url=base_url, model="qwen-plus", max_retries=0)
+    forecast = llm.with_structured_output(Forecast, method="json_schema").invoke("Weather in Hangzhou tomorrow?")
+    assert isinstance(forecast, Forecast) and forecast.city == "Hangzhou" and forecast.conditions
+
+
+def test_openai_parse_with_nested_models(client: openai.OpenAI, capture: Capture) -> None:
+    from typing import Literal
+
+    from pydantic import BaseModel, Field
+
+    class Step(BaseModel):
+        explanation: str
+        output: int = Field(ge=3, le=9)
+
+    class Solution(BaseModel):
+        steps: list[Step] = Field(min_length=2)
+        final: Literal["done", "stuck"]
+
+    done = client.chat.completions.parse(model="qwen-plus", response_format=Solution,
+                                         messages=[{"role": "user", "content": "Solve 8x + 7 = -23"}])
+    solution = done.choices[0].message.parsed
+    assert isinstance(solution, Solution) and len(solution.steps) >= 2 and solution.final == "done"
+    assert all(3 <= s.output <= 9 for s in solution.steps)
+    assert capture.violations() == []
+
+
+def test_n_choices_differ(client: openai.OpenAI, capture: Capture) -> None:
+    answer = client.chat.completions.create(model="qwen-plus", n=3, max_tokens=6,
+                                            messages=[{"role": "user", "content": "Hi"}])
+    texts = [c.message.content for c in answer.choices]
+    assert len(set(texts)) == 3, texts
+    assert capture.violations() == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_parallel_tool_calls_call_once_per_city(client: openai.OpenAI, capture: Capture, stream: bool) -> None:
+    question = "What is the weather like in Hangzhou and Beijing today?"
+    kwargs: dict[str, Any] = {"model": "qwen-plus", "tools": SEED_TOOLS, "parallel_tool_calls": True,
+                              "messages": [{"role": "user", "content": question}]}
+    if stream:
+        calls: dict[int, str] = {}
+        for chunk in client.chat.completions.create(stream=True, **kwargs):
+            for delta_call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+                calls[delta_call.index] = calls.get(delta_call.index, "") + (delta_call.function.arguments or "")
+        arguments = [calls[i] for i in sorted(calls)]
+    else:
+        message = client.chat.completions.create(**kwargs).choices[0].message
+        arguments = [c.function.arguments for c in message.tool_calls or []]
+    assert [json.loads(a)["location"] for a in arguments] == ["Hangzhou", "Beijing"]
+    single = client.chat.completions.create(**{**kwargs, "parallel_tool_calls": False}).choices[0].message
+    assert len(single.tool_calls or []) == 1  # DashScope's default: one call per turn
+    assert capture.violations() == []

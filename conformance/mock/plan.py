@@ -18,6 +18,7 @@ from typing import Any
 
 from ..profiles import Profile
 from .latency import LatencyProfile
+from .schema_example import example
 from .tokenizer import WORDS, content_text, count_tokens, token_id, tokenize
 
 
@@ -109,17 +110,38 @@ def _keywords(name: str) -> list[str]:
     return [w.lower() for w in words if len(w) >= 3 and w.lower() not in _STOPWORDS]
 
 
-def _location(question: str) -> str:
+def _locations(question: str) -> list[str]:
+    """The places a question names, in order ("weather in Hangzhou and Beijing" -> both)."""
     found = _LOCATION_RE.search(question)
-    if found:
-        return found.group(1)
-    for word in re.findall(r"\b[A-Z][a-z]+\b", question):
-        if word not in _SKIP_CAPS:
-            return word
-    return "Beijing"
+    if found is None:
+        words = [w for w in re.findall(r"\b[A-Z][a-z]+\b", question) if w not in _SKIP_CAPS]
+        return words[:1] or ["Beijing"]
+    places = [found.group(1)]
+    rest = question[found.end():]
+    while True:
+        more = re.match(r"\s*(?:,\s*and|,|and|&)\s+([A-Z][A-Za-z]+(?:\s[A-Z][A-Za-z]+)?)", rest)
+        if more is None or more.group(1) in places:
+            break
+        places.append(more.group(1))
+        rest = rest[more.end():]
+    return places
 
 
-def _argument(name: str, spec: Any, question: str) -> Any:
+def _location(question: str) -> str:
+    return _locations(question)[0]
+
+
+def _is_place(name: str) -> bool:
+    return any(k in name.lower() for k in ("location", "city", "place", "region", "country"))
+
+
+def _question(body: dict[str, Any]) -> str:
+    msgs = _messages(body)
+    user_at = _last_user(msgs)
+    return content_text(msgs[user_at].get("content")) if user_at >= 0 else ""
+
+
+def _argument(name: str, spec: Any, question: str, place: str | None = None) -> Any:
     spec = spec if isinstance(spec, dict) else {}
     if isinstance(spec.get("enum"), list) and spec["enum"]:
         return spec["enum"][0]
@@ -134,15 +156,18 @@ def _argument(name: str, spec: Any, question: str) -> Any:
         return []
     if kind == "object":
         return {}
-    if any(k in name.lower() for k in ("location", "city", "place", "region", "country")):
-        return _location(question)
+    if _is_place(name):
+        return place or _location(question)
     return question.strip()[:40] or "example"
 
 
-def _arguments(fn: dict[str, Any], question: str) -> str:
+def _arguments(fn: dict[str, Any], question: str, place: str | None = None) -> str:
+    return json.dumps({k: _argument(k, v, question, place) for k, v in _properties(fn).items()})
+
+
+def _properties(fn: dict[str, Any]) -> dict[str, Any]:
     params = fn.get("parameters") if isinstance(fn.get("parameters"), dict) else {}
-    props = params.get("properties") if isinstance(params.get("properties"), dict) else {}
-    return json.dumps({k: _argument(k, v, question) for k, v in props.items()})
+    return params.get("properties") if isinstance(params.get("properties"), dict) else {}
 
 
 def choose_tool_calls(body: dict[str, Any], rng: random.Random) -> list[ToolCall]:
@@ -174,9 +199,13 @@ def choose_tool_calls(body: dict[str, Any], rng: random.Random) -> list[ToolCall
     if not remaining:
         return []
     if body.get("parallel_tool_calls") is not True:
-        remaining = remaining[:1]
-    return [ToolCall(f"call_{rng.getrandbits(96):024x}", fn["name"], _arguments(fn, question))
-            for fn in remaining]
+        return [ToolCall(f"call_{rng.getrandbits(96):024x}", remaining[0]["name"], _arguments(remaining[0], question))]
+    calls = []
+    for fn in remaining:  # parallel: one call per tool, and per place for a tool that takes a place
+        places: list[str | None] = list(_locations(question)) if any(map(_is_place, _properties(fn))) else [None]
+        for place in places:
+            calls.append(ToolCall(f"call_{rng.getrandbits(96):024x}", fn["name"], _arguments(fn, question, place)))
+    return calls
 
 
 def _sentence_pool(size: int = 512) -> tuple[tuple[str, ...], ...]:
@@ -239,9 +268,22 @@ def _apply_stop(tokens: list[str], stop: Any) -> tuple[list[str], bool]:
     return tokens[:best], True
 
 
-def _content(body: dict[str, Any], rng: random.Random, target: int) -> list[str]:
-    opener = _opener(body)
+_ALTERNATIVES = ("Here is another simulated answer.", "A different simulated reply follows.",
+                 "One more way to answer this.", "Put differently, a simulated answer.")
+
+
+def _content(body: dict[str, Any], rng: random.Random, target: int, index: int = 0) -> list[str]:
+    """The answer's text tokens. Choices after the first open differently (n > 1 asks for alternatives);
+    structured output answers JSON, matching the request's schema when it sends one."""
+    opener = _opener(body) if index == 0 else _ALTERNATIVES[(index - 1) % len(_ALTERNATIVES)]
     fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        spec = fmt.get("json_schema") if isinstance(fmt.get("json_schema"), dict) else {}
+        if isinstance(spec.get("schema"), dict):
+            question = _question(body)
+            def text_for(name: str) -> str | None:
+                return _location(question) if _is_place(name) else None
+            return tokenize(json.dumps(example(spec["schema"], rng, text_for=text_for)))
     if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
         words = " ".join(rng.choice(WORDS) for _ in range(max(target // 2, 3)))
         return tokenize(json.dumps({"answer": opener, "detail": words}))
@@ -265,7 +307,7 @@ def build_plan(body: dict[str, Any], profile: Profile, latency: LatencyProfile, 
             choice.finish_reason = "tool_calls"
         else:
             lo, hi = latency.output_tokens
-            tokens, _stopped = _apply_stop(_content(body, rng, rng.randint(lo, hi)), body.get("stop"))
+            tokens, _stopped = _apply_stop(_content(body, rng, rng.randint(lo, hi), index), body.get("stop"))
             if max_tokens is not None and len(tokens) > max_tokens:
                 tokens, choice.finish_reason = tokens[:max_tokens], "length"
             choice.content = tokens

@@ -130,8 +130,8 @@ def _nonstream_tools(ctx: SuiteContext) -> list[Exchange]:
     return [ctx.client.chat(base(ctx, WEATHER_Q, tools=[WEATHER_TOOL, TIME_TOOL]))]
 
 
-@scenario("stream-tools", "streamed tool call (a drift point: the Model Studio page forbids it)", "stream usage tools drift",
-          needs="tools")
+@scenario("stream-tools", "streamed tool call (a drift point: the Model Studio page forbids it)",
+          "stream usage tools drift", needs="tools")
 def _stream_tools(ctx: SuiteContext) -> list[Exchange]:
     return [ctx.client.chat(stream(ctx, WEATHER_Q, tools=[WEATHER_TOOL, TIME_TOOL]))]
 
