@@ -6,6 +6,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+REGIONS = ("singapore", "virginia", "beijing")
+
 # (column title, metric key, statistic, lower is better)
 COLUMNS: tuple[tuple[str, str, str, bool], ...] = (
     ("TTFT p50", "ttft_ms", "p50", True), ("TTFT p99", "ttft_ms", "p99", True),
@@ -30,7 +32,9 @@ def load_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             requests = int(stats.get("requests") or 0)
             failures = int(stats.get("failures") or 0)
-            row = {"target": f"{name} / {region}", "simulated": bool(stats.get("simulated")),
+            # a documented region is shown with its target; any other key is already the user's --label
+            shown = f"{name} / {region}" if region in REGIONS or target.get("label") else region
+            row = {"target": shown, "simulated": bool(stats.get("simulated")),
                    "requests": requests, "failures": failures,
                    "error_rate": failures / requests if requests else None,
                    "requests_per_s": stats.get("requests_per_s"),
