@@ -11,9 +11,6 @@ MAX_EVENT_BYTES = 16 * 1024 * 1024
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 """A single JSON document (request, completion, error, recording pair) larger than this is refused."""
 
-MAX_HAR_BYTES = 256 * 1024 * 1024
-"""HAR files are parsed whole (HAR 1.2 is one JSON document); larger files are refused."""
-
 MAX_ERROR_BODY_BYTES = 1024 * 1024
 """An SSE transcript whose first event is an error envelope is read whole only up to this size."""
 

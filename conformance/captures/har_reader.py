@@ -1,5 +1,8 @@
 """HAR 1.2 archives (browser devtools, mitmproxy, Charles): chat-completions POSTs become Exchanges.
 
+A HAR is one JSON document, but a day of traffic is gigabytes: `read_har` streams it, one entry at a
+time (ijson's incremental parser), so memory is bounded by the largest single entry, not by the file.
+
 Entries that are not `POST .../chat/completions` are skipped with a note, bodies may be base64
 (`content.encoding`), a streamed answer sits in `content.text` as SSE text, and `timings`
 (`wait` = time to first byte, `receive`) become t_headers/t_end relative to a synthetic send time.
@@ -19,8 +22,7 @@ from ..exchange import Exchange, HTTPRequest, make_headers
 from ..jsonutil import JSONError, depth_exceeds, loads
 from ..redact import redact_text
 from ..sse import SSEError, decode_bytes, looks_like_sse
-from .errors import MAX_HAR_BYTES, CaptureError
-from .json_reader import load_document
+from .errors import BLOCK_BYTES, CaptureError
 from .shapes import is_error_envelope
 
 T_SEND = 1_000_000_000
@@ -30,26 +32,74 @@ CHAT_PATH = "/chat/completions"
 
 
 def read_har(path: Path, *, source: str = "", notes: list[str] | None = None) -> Iterator[Exchange]:
-    doc = load_document(path, MAX_HAR_BYTES, "HAR file")
-    yield from iter_har(doc, source=source, notes=notes)
+    """The Exchanges of a HAR file, parsed entry by entry as the file is read."""
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise CaptureError(f"cannot read file: {exc.strerror or exc}") from exc
+    with fh:
+        if fh.read(3) != b"\xef\xbb\xbf":
+            fh.seek(0)
+        entries = _streamed_entries(fh)
+        yield from _exchanges(entries, source=source, notes=notes)
+
+
+def _streamed_entries(fh: Any) -> Iterator[Any]:
+    """log.entries[i], one at a time; CaptureError when the file is not a HAR or not JSON."""
+    import ijson
+
+    seen_entries = False
+    try:
+        for prefix, event, _value in ijson.parse(fh, buf_size=BLOCK_BYTES, use_float=True):
+            if prefix == "log.entries" and event == "start_array":
+                seen_entries = True
+                break
+            if prefix == "" and event == "end_map":
+                break
+        if not seen_entries:
+            raise CaptureError("not a HAR file: no log.entries list")
+        fh.seek(0)
+        if fh.read(3) != b"\xef\xbb\xbf":
+            fh.seek(0)
+        yield from ijson.items(fh, "log.entries.item", buf_size=BLOCK_BYTES, use_float=True)
+    except ijson.JSONError as exc:
+        raise CaptureError(_json_reason(exc, seen_entries)) from None
+    except UnicodeDecodeError as exc:
+        raise CaptureError(f"HAR file is not UTF-8 (byte {exc.start})") from None
+
+
+def _json_reason(exc: Exception, seen_entries: bool) -> str:
+    text = " ".join(str(exc).split())[:160]
+    if "premature EOF" in text or "Incomplete" in type(exc).__name__:
+        return "HAR file is truncated (the JSON ends before the document does)"
+    where = "in log.entries" if seen_entries else "before log.entries"
+    return f"HAR file is not valid JSON ({where}): {text}"
 
 
 def iter_har(doc: Any, *, source: str = "", notes: list[str] | None = None) -> Iterator[Exchange]:
+    """The Exchanges of a HAR document already parsed (a HAR saved as .json)."""
     log = doc.get("log") if isinstance(doc, dict) else None
     entries = log.get("entries") if isinstance(log, dict) else None
     if not isinstance(entries, list):
         raise CaptureError("not a HAR file: no log.entries list")
+    yield from _exchanges(iter(entries), source=source, notes=notes)
+
+
+def _exchanges(entries: Iterator[Any], *, source: str, notes: list[str] | None) -> Iterator[Exchange]:
     notes = notes if notes is not None else []
-    count = 0
+    count = total = 0
     for i, entry in enumerate(entries):
+        total += 1
         reason = _skip_reason(entry)
         if reason:
             notes.append(f"entry {i} skipped: {reason}")
             continue
+        if depth_exceeds(entry):
+            raise CaptureError(f"entry {i}: JSON nested too deeply")
         count += 1
         yield entry_exchange(entry, source=source, index=i)
     if count == 0:
-        raise CaptureError(f"no chat-completions POST among the {len(entries)} HAR entries")
+        raise CaptureError(f"no chat-completions POST among the {total} HAR entries")
 
 
 def _skip_reason(entry: Any) -> str | None:
