@@ -10,8 +10,11 @@ and by the mock's replay. A line looks like:
      "timing": {"headers_ms": 3.2, "end_ms": 81.0}, "transport_error": null, "notes": []}
 
 `events` is present only for streamed responses; `t_ms` is milliseconds since the request was
-sent (absent when unknown). Optional per-event keys: `event`, `id`, `terminated` (false for a
-trailing event the server never ended with a blank line). Non-JSON bodies go in `body_text`.
+sent (absent when unknown). A response the client did not keep whole (a flood, conformance.limits)
+carries `"not_kept": {"events": N, "chars": C}`: N events (their data, plus raw body text, C
+characters) were received but are not in the line; then each kept event has its stream `index`.
+Optional per-event keys: `event`, `id`, `terminated` (false for a trailing event the server never
+ended with a blank line). Non-JSON bodies go in `body_text`.
 Headers are redacted on the way in (Exchange does it) and again on the way out, and every string
 of a line (bodies, events, notes, errors) goes through `redact_text`, so a server that echoes the
 key it received does not put it in the recording.
@@ -68,10 +71,15 @@ def exchange_to_record(ex: Exchange) -> dict[str, Any]:
                 item["terminated"] = False
             events.append(item)
         response["events"] = events
+        if any(ev.index != i for i, ev in enumerate(ex.events)):
+            for item, ev in zip(events, ex.events, strict=True):
+                item["index"] = ev.index
     else:
         response["body"] = ex.body
         if ex.body is None and ex.body_text is not None:
             response["body_text"] = ex.body_text
+    if ex.truncated:
+        response["not_kept"] = {"events": ex.dropped_events, "chars": ex.dropped_chars}
     record["response"] = response
     timing = {k: v for k, v in (("headers_ms", _ms(ex.t_headers_ns, base)), ("end_ms", _ms(ex.t_end_ns, base)))
               if v is not None}
@@ -115,8 +123,10 @@ def record_to_exchange(record: Any, *, source: str = "", entry: int | None = Non
                 raise RecordError(f"'response.events[{i}]' has no string 'data'")
             t_ms = item.get("t_ms")
             t_ns = base + int(float(t_ms) * 1e6) if isinstance(t_ms, (int, float)) else 0
+            index = item.get("index")
             events.append(SSEEvent(item["data"], event=item.get("event"), id=item.get("id"), t_ns=t_ns,
-                                   index=i, terminated=item.get("terminated", True) is not False))
+                                   index=index if isinstance(index, int) else i,
+                                   terminated=item.get("terminated", True) is not False))
     timing = record.get("timing") if isinstance(record.get("timing"), dict) else {}
 
     def _t(key: str) -> int | None:
@@ -124,12 +134,18 @@ def record_to_exchange(record: Any, *, source: str = "", entry: int | None = Non
         return base + int(float(value) * 1e6) if isinstance(value, (int, float)) else None
 
     has_times = events is not None and any(ev.t_ns for ev in events)
+    not_kept = resp.get("not_kept") if isinstance(resp.get("not_kept"), dict) else {}
     return Exchange(request=request, status=status, headers=_str_map(resp.get("headers")),
                     body=resp.get("body"), body_text=resp.get("body_text"), events=events, source=source,
                     entry=entry if entry is not None else int(record.get("entry") or 0),
                     t_send_ns=base if (has_times or timing) else None,
                     t_headers_ns=_t("headers_ms"), t_end_ns=_t("end_ms"),
-                    transport_error=record.get("transport_error"), notes=list(record.get("notes") or []))
+                    transport_error=record.get("transport_error"), notes=list(record.get("notes") or []),
+                    dropped_events=_count(not_kept.get("events")), dropped_chars=_count(not_kept.get("chars")))
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
 
 
 def _str_map(value: Any) -> dict[str, str]:

@@ -14,6 +14,7 @@ from ..profiles import ModelInfo, Profile, load_profile, parse_model_caps, with_
 from ..recording import RecordingWriter
 from ..redact import register_secret, scrub_summary
 from ..results import CheckResult, RunSummary
+from ..rules import LiveStreamCheck
 from ..targets import MOCK_KEY, Target, is_loopback, read_api_key, resolve_target
 from .scenarios import Traffic
 
@@ -142,7 +143,12 @@ class SuiteContext:
                               deadline_s=read_timeout * 3 if s.timeout_s else (60.0 if live else 15.0))
         if s.report_dir:
             self._recording = RecordingWriter(Path(s.report_dir) / "recording.jsonl")
-        self._client = ChatClient(config, on_exchange=self._record)
+        self._client = ChatClient(config, on_exchange=self._record, stream_rules=self._stream_rules)
+
+    def _stream_rules(self, ex: Exchange) -> LiveStreamCheck:
+        """Every event of a live stream goes through the rules on arrival: the Exchange keeps only
+        a bounded part of a long one (conformance.limits)."""
+        return LiveStreamCheck(ex, self.profile)
 
     def _record(self, ex: Exchange) -> None:
         self._exchanges += 1
