@@ -30,10 +30,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from .exchange import Exchange, HTTPRequest
 from .jsonutil import JSONError, dumps, loads
+from .outputs import AtomicFile, OutputError
 from .redact import redact_headers, redact_obj, redact_text
 from .sse import SSEEvent
 
@@ -155,16 +156,23 @@ def _str_map(value: Any) -> dict[str, str]:
 
 
 class RecordingWriter:
-    """Append Exchanges to a JSONL file as they happen (flushed per line, safe to tail)."""
+    """Append Exchanges to a JSONL file as they happen. The lines go to a hidden temporary file next
+    to `path` (flushed per line, safe to tail) that becomes `path` on `close()`, so a previous recording
+    is replaced only by a complete one (conformance.outputs).
+
+    A write that fails (full disk) never breaks the exchange being recorded: the recording stops,
+    `error` holds the OutputError, and `close()` raises it."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] | None = self.path.open("w", encoding="utf-8")
+        self._out: AtomicFile | None = AtomicFile(self.path)
+        self.error: OutputError | None = None
         self.count = 0
 
     def write(self, ex: Exchange) -> None:
-        if self._fh is None:
+        if self.error is not None:
+            return
+        if self._out is None:
             raise ValueError("recording is closed")
         try:
             line = dumps(exchange_to_record(ex))
@@ -172,14 +180,20 @@ class RecordingWriter:
             line = dumps({"chatconf": FORMAT, "entry": ex.entry, "response": {"status": ex.status},
                           "transport_error": redact_text(str(ex.transport_error)) if ex.transport_error else None,
                           "notes": [f"recording error: {type(exc).__name__}: {redact_text(str(exc))[:200]}"]})
-        self._fh.write(line + "\n")
-        self._fh.flush()
+        try:
+            self._out.write(line + "\n", flush=True)
+        except OutputError as exc:
+            self.error, self._out = exc, None
+            return
         self.count += 1
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        """Put the recording in place; raises the OutputError of a failed write (nothing replaced)."""
+        out, self._out = self._out, None
+        if out is not None:
+            out.commit()
+        if self.error is not None:
+            raise self.error
 
     def __enter__(self) -> RecordingWriter:
         return self

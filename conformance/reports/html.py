@@ -137,6 +137,5 @@ def render_html(summaries: list[RunSummary]) -> str:
 
 
 def write_html(summaries: list[RunSummary], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(summaries), encoding="utf-8")
-    return path
+    from ..outputs import write_atomic
+    return write_atomic(path, render_html(summaries))
