@@ -28,6 +28,16 @@ EXIT_OUTPUT = 4
 LOCK_NAME = ".chatconf.lock"
 
 
+def _file_mode() -> int:
+    """What open() would give a new file under the current umask (mkstemp's files are 0600)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_MODE = _file_mode()
+
+
 class OutputError(Exception):
     """A report file could not be written; str() is the one line to print."""
 
@@ -47,6 +57,7 @@ class AtomicFile:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+            os.fchmod(fd, _MODE)
         except OSError as exc:
             raise OutputError(self.path, exc) from None
         self.tmp = Path(tmp)

@@ -54,6 +54,8 @@ def test_write_atomic_replaces_whole_file(tmp_path: Path):
     target.write_text(GOOD)
     write_atomic(target, "new\n")
     assert target.read_text() == "new\n" and _leftovers(tmp_path) == []
+    fresh = write_atomic(tmp_path / "b.json", b"{}")
+    assert fresh.stat().st_mode & 0o777 == outputs._file_mode()  # as open() would make it, not 0600
 
 
 def test_recording_on_a_full_disk_raises_on_close_and_keeps_the_old_one(tmp_path: Path, monkeypatch):
@@ -147,3 +149,19 @@ def test_second_run_on_the_same_report_dir_is_refused_before_any_request(tmp_pat
     assert elapsed < 10
     assert first.returncode in (0, 1), out[-2000:] + err[-2000:]
     assert json.loads((tmp_path / "summary.json").read_text())["tool"] == "chatconf"
+
+
+def test_load_that_cannot_write_its_reports_exits_4_and_names_none(tmp_path: Path):
+    """The Locust process hits the file-size limit (EFBIG, as a full disk would give ENOSPC) while
+    writing the reports; `chatconf load` says so in one line instead of exiting 0."""
+    import resource
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, resource.RLIM_INFINITY))
+    proc = subprocess.run([*CHATCONF, "load", "--run-time", "3s", "--users", "4", "-q", "--report-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, preexec_fn=small_files,
+                          env={**os.environ, "NO_COLOR": "1"})
+    assert proc.returncode == EXIT_OUTPUT, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stderr.strip().startswith("chatconf load: error: cannot write ")
+    assert "File too large" in proc.stderr and "reports:" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "summary.json").exists() and _leftovers(tmp_path) == []
