@@ -4,7 +4,7 @@ Locust or uvicorn imports).
 
 Exit codes (stable, DESIGN.md): 0 all good; 1 conformance failures / validation violations;
 2 usage error, unreadable input or unreachable target; 3 internal error (a bug: please report);
-130 interrupted.
+4 a report file could not be written (conformance.outputs); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from pathlib import Path
 
 from . import __version__, settings
 from .errors import UsageError
+from .outputs import EXIT_OUTPUT, OutputError
+from .redact import console_text
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -225,6 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"chatconf {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OutputError as exc:
+        print(f"chatconf {args.command}: error: {console_text(str(exc))}", file=sys.stderr)
+        return EXIT_OUTPUT
     except KeyboardInterrupt:
         print(f"chatconf {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -31,17 +31,24 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpcore
 import httpx
 
-from .exchange import Exchange, HTTPRequest, make_headers
+from .exchange import EventKeeper, Exchange, HTTPRequest, make_headers
 from .jsonutil import JSONError, dumpb, loads
+from .limits import KEEP_BODY_BYTES, MAX_BODY_BYTES
 from .redact import redact_obj, redact_secrets, registered_secrets
 from .sse import SSEDecoder, SSEError, SSEEvent
 
 USE_CONFIG_KEY: Any = object()
+
+
+class StreamSink(Protocol):
+    """Sees each event of a live stream on arrival (the stream rules, run incrementally)."""
+
+    def feed(self, ev: SSEEvent) -> None: ...
 
 
 class BudgetExhausted(RuntimeError):
@@ -59,7 +66,7 @@ class ClientConfig:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 20.0
     deadline_s: float = 60.0
-    max_body_bytes: int = 8 * 1024 * 1024
+    max_body_bytes: int = MAX_BODY_BYTES
     max_requests: int | None = None
     rate_per_s: float | None = None
     retries: int = 2
@@ -201,8 +208,12 @@ _NO_RESPONSE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, ht
 class ChatClient:
     """One target. `chat(body)` POSTs to {base_url}/chat/completions and returns an Exchange."""
 
-    def __init__(self, config: ClientConfig, *, on_exchange: Callable[[Exchange], None] | None = None):
+    def __init__(self, config: ClientConfig, *, on_exchange: Callable[[Exchange], None] | None = None,
+                 stream_rules: Callable[[Exchange], StreamSink] | None = None):
+        """`stream_rules(ex)`, when given, makes the sink that sees every event of a stream as it
+        arrives (the Exchange keeps only a bounded part of a long stream, conformance.limits)."""
         self.config = config
+        self._stream_rules = stream_rules
         self.base_url = config.base_url.rstrip("/")
         self.sent = 0
         self.retried = 0
@@ -321,7 +332,7 @@ class ChatClient:
             for attempt in (0, 1):
                 watch.bytes_in = 0
                 ex.status, ex.headers, ex.events, ex.body, ex.body_text = None, {}, None, None, None
-                ex.transport_error = None
+                ex.transport_error, ex.dropped_events, ex.dropped_chars, ex.stream_check = None, 0, 0, None
                 error = self._attempt(ex, watch, method, url, headers, content)
                 if (attempt == 0 and isinstance(error, _NO_RESPONSE) and watch.bytes_in == 0
                         and ex.status is None and not watch.fired):
@@ -377,24 +388,38 @@ class ChatClient:
 
     def _read_stream(self, ex: Exchange, resp: httpx.Response, deadline: int) -> None:
         decoder = SSEDecoder(max_event_bytes=self.config.max_body_bytes)
-        events: list = []
-        ex.events = events
+        keeper = EventKeeper()
+        sink = self._stream_rules(ex) if self._stream_rules is not None else None
+        ex.events = keeper.head
         total = 0
+
+        def take(events: list[SSEEvent]) -> None:
+            for ev in events:
+                if sink is not None:
+                    sink.feed(ev)
+                keeper.add(ev)
+
         try:
             for chunk in resp.iter_raw():
                 now = time.perf_counter_ns()
                 total += len(chunk)
-                events.extend(decoder.feed(chunk, now))
+                take(decoder.feed(chunk, now))
                 if total > self.config.max_body_bytes:
                     ex.transport_error = f"stream exceeded {self.config.max_body_bytes} bytes; stopped reading"
                     return
                 if now > deadline:
                     ex.transport_error = f"stream still open after {self.config.deadline_s:g} s; stopped reading"
                     return
-            events.extend(decoder.close())
+            take(decoder.close())
         except SSEError as exc:
             ex.transport_error = f"not an event stream: {exc}"
         finally:
+            ex.events = keeper.events()
+            ex.dropped_events, ex.dropped_chars = keeper.dropped_events, keeper.dropped_chars
+            note = keeper.note(checked=sink is not None)
+            if note:
+                ex.notes.append(note)
+                ex.stream_check = sink
             if decoder.decode_errors:
                 # `chatconf validate` refuses these bytes; the live path must not pass them silently.
                 what = (f"invalid UTF-8 in event {decoder.decode_error_event} (byte {decoder.decode_error_offset} "
@@ -424,6 +449,19 @@ class ChatClient:
                                 "body_text holds it with U+FFFD replacements")
         if not ex.transport_error:
             ex.body = _try_json(data)
+        _bound_body_text(ex)
+
+
+def _bound_body_text(ex: Exchange) -> None:
+    """A parsed body is what checks read; of a body that is text (JSON or not), keep the first
+    KEEP_BODY_BYTES characters and say how many were cut."""
+    text = ex.body_text
+    if text is None or len(text) <= KEEP_BODY_BYTES:
+        return
+    ex.body_text = text[:KEEP_BODY_BYTES]
+    ex.dropped_chars += len(text) - KEEP_BODY_BYTES
+    ex.notes.append(f"{len(text) - KEEP_BODY_BYTES} characters of the response body not kept "
+                    f"(only the first {KEEP_BODY_BYTES} are stored)")
 
 
 def _scrub(ex: Exchange) -> None:

@@ -7,10 +7,12 @@ an Exchange, so nothing downstream can leak it.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .limits import KEEP_HEAD_BYTES, KEEP_HEAD_EVENTS, KEEP_TAIL_EVENTS
 from .redact import redact_headers
 from .sse import SSEEvent
 
@@ -63,9 +65,17 @@ class Exchange:
     sent_at: float | None = None   # wall-clock UNIX time of the send (live traffic): judges `created`
     transport_error: str | None = None
     notes: list[str] = field(default_factory=list)
+    dropped_events: int = 0        # stream events received but not kept (see conformance.limits)
+    dropped_chars: int = 0         # their data characters, plus raw body text not kept
+    stream_check: Any = None       # the stream rules' verdict on every event, taken as they arrived
 
     def __post_init__(self) -> None:
         self.headers = redact_headers(self.headers)
+
+    @property
+    def truncated(self) -> bool:
+        """Part of what the server sent is not kept here (the counts say how much)."""
+        return bool(self.dropped_events or self.dropped_chars)
 
     # -- classification ---------------------------------------------------------------------
 
@@ -90,6 +100,47 @@ class Exchange:
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+
+class EventKeeper:
+    """The head and the tail of a stream, in order, within the caps of `conformance.limits`; counts
+    what falls in between, so a flood costs a bounded amount of memory and says what it cut."""
+
+    def __init__(self, head_events: int = KEEP_HEAD_EVENTS, head_bytes: int = KEEP_HEAD_BYTES,
+                 tail_events: int = KEEP_TAIL_EVENTS):
+        self.head: list[SSEEvent] = []
+        self._head_events = head_events
+        self._head_room = head_bytes
+        self._tail: deque[SSEEvent] = deque(maxlen=tail_events)
+        self.dropped_events = 0
+        self.dropped_chars = 0
+
+    def add(self, ev: SSEEvent) -> None:
+        if not self._tail and len(self.head) < self._head_events and len(ev.data) <= self._head_room:
+            self.head.append(ev)
+            self._head_room -= len(ev.data)
+            return
+        if self._tail.maxlen and len(self._tail) == self._tail.maxlen:
+            gone = self._tail[0]
+            self.dropped_events += 1
+            self.dropped_chars += len(gone.data)
+        elif not self._tail.maxlen:
+            self.dropped_events += 1
+            self.dropped_chars += len(ev.data)
+            return
+        self._tail.append(ev)
+
+    def events(self) -> list[SSEEvent]:
+        return self.head + list(self._tail)
+
+    def note(self, *, checked: bool) -> str | None:
+        """The line that says what was cut, or None when the whole stream is kept."""
+        if not self.dropped_events:
+            return None
+        return (f"{self.dropped_events} events ({self.dropped_chars} characters of data) not kept: only the "
+                f"first {len(self.head)} and the last {len(self._tail)} events are stored; "
+                + ("the stream rules saw every event as it arrived" if checked
+                   else "rules run later see only the kept events"))
 
 
 def make_headers(raw: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> dict[str, str]:

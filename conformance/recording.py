@@ -10,8 +10,11 @@ and by the mock's replay. A line looks like:
      "timing": {"headers_ms": 3.2, "end_ms": 81.0}, "transport_error": null, "notes": []}
 
 `events` is present only for streamed responses; `t_ms` is milliseconds since the request was
-sent (absent when unknown). Optional per-event keys: `event`, `id`, `terminated` (false for a
-trailing event the server never ended with a blank line). Non-JSON bodies go in `body_text`.
+sent (absent when unknown). A response the client did not keep whole (a flood, conformance.limits)
+carries `"not_kept": {"events": N, "chars": C}`: N events (their data, plus raw body text, C
+characters) were received but are not in the line; then each kept event has its stream `index`.
+Optional per-event keys: `event`, `id`, `terminated` (false for a trailing event the server never
+ended with a blank line). Non-JSON bodies go in `body_text`.
 Headers are redacted on the way in (Exchange does it) and again on the way out, and every string
 of a line (bodies, events, notes, errors) goes through `redact_text`, so a server that echoes the
 key it received does not put it in the recording.
@@ -27,10 +30,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from .exchange import Exchange, HTTPRequest
 from .jsonutil import JSONError, dumps, loads
+from .outputs import AtomicFile, OutputError
 from .redact import redact_headers, redact_obj, redact_text
 from .sse import SSEEvent
 
@@ -68,10 +72,15 @@ def exchange_to_record(ex: Exchange) -> dict[str, Any]:
                 item["terminated"] = False
             events.append(item)
         response["events"] = events
+        if any(ev.index != i for i, ev in enumerate(ex.events)):
+            for item, ev in zip(events, ex.events, strict=True):
+                item["index"] = ev.index
     else:
         response["body"] = ex.body
         if ex.body is None and ex.body_text is not None:
             response["body_text"] = ex.body_text
+    if ex.truncated:
+        response["not_kept"] = {"events": ex.dropped_events, "chars": ex.dropped_chars}
     record["response"] = response
     timing = {k: v for k, v in (("headers_ms", _ms(ex.t_headers_ns, base)), ("end_ms", _ms(ex.t_end_ns, base)))
               if v is not None}
@@ -115,8 +124,10 @@ def record_to_exchange(record: Any, *, source: str = "", entry: int | None = Non
                 raise RecordError(f"'response.events[{i}]' has no string 'data'")
             t_ms = item.get("t_ms")
             t_ns = base + int(float(t_ms) * 1e6) if isinstance(t_ms, (int, float)) else 0
+            index = item.get("index")
             events.append(SSEEvent(item["data"], event=item.get("event"), id=item.get("id"), t_ns=t_ns,
-                                   index=i, terminated=item.get("terminated", True) is not False))
+                                   index=index if isinstance(index, int) else i,
+                                   terminated=item.get("terminated", True) is not False))
     timing = record.get("timing") if isinstance(record.get("timing"), dict) else {}
 
     def _t(key: str) -> int | None:
@@ -124,12 +135,18 @@ def record_to_exchange(record: Any, *, source: str = "", entry: int | None = Non
         return base + int(float(value) * 1e6) if isinstance(value, (int, float)) else None
 
     has_times = events is not None and any(ev.t_ns for ev in events)
+    not_kept = resp.get("not_kept") if isinstance(resp.get("not_kept"), dict) else {}
     return Exchange(request=request, status=status, headers=_str_map(resp.get("headers")),
                     body=resp.get("body"), body_text=resp.get("body_text"), events=events, source=source,
                     entry=entry if entry is not None else int(record.get("entry") or 0),
                     t_send_ns=base if (has_times or timing) else None,
                     t_headers_ns=_t("headers_ms"), t_end_ns=_t("end_ms"),
-                    transport_error=record.get("transport_error"), notes=list(record.get("notes") or []))
+                    transport_error=record.get("transport_error"), notes=list(record.get("notes") or []),
+                    dropped_events=_count(not_kept.get("events")), dropped_chars=_count(not_kept.get("chars")))
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
 
 
 def _str_map(value: Any) -> dict[str, str]:
@@ -139,16 +156,23 @@ def _str_map(value: Any) -> dict[str, str]:
 
 
 class RecordingWriter:
-    """Append Exchanges to a JSONL file as they happen (flushed per line, safe to tail)."""
+    """Append Exchanges to a JSONL file as they happen. The lines go to a hidden temporary file next
+    to `path` (flushed per line, safe to tail) that becomes `path` on `close()`, so a previous recording
+    is replaced only by a complete one (conformance.outputs).
+
+    A write that fails (full disk) never breaks the exchange being recorded: the recording stops,
+    `error` holds the OutputError, and `close()` raises it."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] | None = self.path.open("w", encoding="utf-8")
+        self._out: AtomicFile | None = AtomicFile(self.path)
+        self.error: OutputError | None = None
         self.count = 0
 
     def write(self, ex: Exchange) -> None:
-        if self._fh is None:
+        if self.error is not None:
+            return
+        if self._out is None:
             raise ValueError("recording is closed")
         try:
             line = dumps(exchange_to_record(ex))
@@ -156,14 +180,20 @@ class RecordingWriter:
             line = dumps({"chatconf": FORMAT, "entry": ex.entry, "response": {"status": ex.status},
                           "transport_error": redact_text(str(ex.transport_error)) if ex.transport_error else None,
                           "notes": [f"recording error: {type(exc).__name__}: {redact_text(str(exc))[:200]}"]})
-        self._fh.write(line + "\n")
-        self._fh.flush()
+        try:
+            self._out.write(line + "\n", flush=True)
+        except OutputError as exc:
+            self.error, self._out = exc, None
+            return
         self.count += 1
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        """Put the recording in place; raises the OutputError of a failed write (nothing replaced)."""
+        out, self._out = self._out, None
+        if out is not None:
+            out.commit()
+        if self.error is not None:
+            raise self.error
 
     def __enter__(self) -> RecordingWriter:
         return self

@@ -90,10 +90,9 @@ class RunSummary:
         return out
 
     def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(dumps(self.to_dict(), indent=True) + "\n", encoding="utf-8")
-        return path
+        """Atomically (conformance.outputs); raises OutputError when the file cannot be written."""
+        from .outputs import write_atomic
+        return write_atomic(path, dumps(self.to_dict(), indent=True) + "\n")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSummary:

@@ -23,6 +23,8 @@ from typing import Any
 from conformance.jsonutil import JSONError, loads
 from conformance.processes import stop_process
 
+from .report_files import REPORT_ERROR
+
 STOP_GRACE_S = 20.0
 
 
@@ -147,7 +149,7 @@ class LocustRun:
             for raw in stream:
                 line = raw.decode("utf-8", errors="replace").rstrip("\n")
                 self.progress_lines.append(line)
-                if not self.quiet:
+                if not self.quiet and not line.startswith(REPORT_ERROR):
                     print(line, file=sys.stderr, flush=True)
 
     def wait(self) -> int:
@@ -190,6 +192,14 @@ class LocustRun:
         if log is not None:
             log.close()
             self._log = None
+
+
+def report_error(progress_lines: list[str]) -> str | None:
+    """The Locust process's one line about a report file it could not write, if it sent one."""
+    for line in progress_lines:
+        if line.startswith(REPORT_ERROR):
+            return line.removeprefix(REPORT_ERROR)
+    return None
 
 
 def read_summary(report_dir: Path) -> dict[str, Any] | None:

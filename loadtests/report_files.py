@@ -1,4 +1,7 @@
-"""Writes a load run's files: summary.json, samples.jsonl (one raw sample per request), report.html."""
+"""Writes a load run's files: summary.json, samples.jsonl (one raw sample per request), report.html.
+
+Each through conformance.outputs (atomic, checked); summary.json goes last, so its presence says the
+other two were written (`chatconf load` removes it before a run and reads it after)."""
 
 from __future__ import annotations
 
@@ -8,14 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from conformance.jsonutil import dumpb, dumps
+from conformance.outputs import write_atomic
 
 from .report_html import render_html
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+REPORT_ERROR = "chatconf-report-error: "
+"""Prefix of the progress line a Locust process sends when a report file could not be written."""
 
 
 def write_reports(
@@ -25,11 +26,10 @@ def write_reports(
     calibration: dict[str, Any] | None = None,
 ) -> Path:
     out = Path(report_dir)
-    out.mkdir(parents=True, exist_ok=True)
     samples = sorted(samples, key=lambda s: s["t"])
     if calibration is not None:
         summary = {**summary, "calibration": calibration}
-    _atomic_write(out / "summary.json", (dumps(summary, indent=True) + "\n").encode())
-    _atomic_write(out / "samples.jsonl", b"".join(dumpb(s) + b"\n" for s in samples))
-    _atomic_write(out / "report.html", render_html(summary, samples).encode())
+    write_atomic(out / "samples.jsonl", b"".join(dumpb(s) + b"\n" for s in samples))
+    write_atomic(out / "report.html", render_html(summary, samples))
+    write_atomic(out / "summary.json", dumps(summary, indent=True) + "\n")
     return out

@@ -24,6 +24,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from conformance import __version__
 from conformance.descriptors import reserve_descriptors
+from conformance.outputs import OutputError
 from conformance.profiles import ProfileError, load_profile
 
 from . import options as opt
@@ -31,7 +32,7 @@ from .aggregate import Collector, make_sample
 from .checking import check_stream
 from .metrics import StreamMetrics, stream_metrics
 from .report_console import format_progress, format_table
-from .report_files import write_reports
+from .report_files import REPORT_ERROR, write_reports
 from .shapes import Budget, LagMonitor, OpenLoop, share
 from .workload import parse_mix
 
@@ -316,8 +317,9 @@ class LoadRuntime:
         if report_dir:
             try:
                 write_reports(report_dir, summary, self.collector.samples)
-            except OSError as exc:
-                log.error("chatconf: cannot write reports to %s: %s", report_dir, exc)
+            except OutputError as exc:  # the parent (`chatconf load`) reads this line on the progress pipe
+                log.error("chatconf: %s", exc)
+                print(f"{REPORT_ERROR}{exc}", file=self.out, flush=True)
         if not os.environ.get("CHATCONF_EMBEDDED"):
             print(format_table(summary), file=self.out, flush=True)
 

@@ -11,7 +11,10 @@ the connection), `huge` (a 10 MB JSON body), and:
   `param`, `code` and the `model` field, raw, JSON-escaped, percent-encoded and in base64;
 - `trickle-headers`: reads the request, then sends the response headers one byte per second;
 - `drop-second`: answers the first request on a connection (keep-alive, no `Connection: close`),
-  then reads the second one and closes the connection without a byte of answer.
+  then reads the second one and closes the connection without a byte of answer;
+- `flood`: answers every request with a stream of `flood_bytes` (default 16 MB) of tiny valid
+  chunks (about 130 bytes each) and `[DONE]`: a stream too big to keep whole. One chunk after the
+  first 512 KiB has another id (`FLOOD_ODD_ID`), a stream.same-id violation deep inside the flood.
 
 With `preflight_ok`, the first request gets a small valid chat.completion instead, so chatconf's
 preflight passes and the misbehaviour reaches the suite.
@@ -26,14 +29,19 @@ import threading
 from urllib.parse import quote
 
 HUGE_BYTES = 10 * 1024 * 1024
+FLOOD_BYTES = 16 * 1024 * 1024
+FLOOD_CHUNK = (b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
+               b'"choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}\n\n')
+FLOOD_ODD_ID = "odd-one-out"
 VALID = (b'{"id":"chatcmpl-x","object":"chat.completion","created":1,"model":"qwen-plus","choices":[{"index":0,'
          b'"message":{"role":"assistant","content":"H"},"finish_reason":"length"}],'
          b'"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}')
 
 
 class HostileServer:
-    def __init__(self, mode: str, *, preflight_ok: bool = False):
+    def __init__(self, mode: str, *, preflight_ok: bool = False, flood_bytes: int = FLOOD_BYTES):
         self.requests = 0
+        self.flood_bytes = flood_bytes
         self._preflight_ok = preflight_ok
         self.mode = mode
         self.port = 0
@@ -88,6 +96,20 @@ class HostileServer:
                 key = line.split(b":", 1)[1].strip().decode("latin-1").removeprefix("Bearer ")
         body = await reader.readexactly(length) if length else b""
         return key, body
+
+    async def _flood(self, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        block = FLOOD_CHUNK * (65536 // len(FLOOD_CHUNK))
+        odd = FLOOD_CHUNK.replace(b'"id":"c"', b'"id":"%s"' % FLOOD_ODD_ID.encode())
+        sent = 0
+        while sent < self.flood_bytes:
+            payload = odd + block if sent == 8 * len(block) else block
+            writer.write(b"%x\r\n" % len(payload) + payload + b"\r\n")
+            sent += len(payload)
+            await writer.drain()
+        done = (b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
+                b'"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+        writer.write(b"%x\r\n" % len(done) + done + b"\r\n0\r\n\r\n")
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -148,6 +170,8 @@ class HostileServer:
                             b'"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}')
                     writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                                  b"content-length: %d\r\n\r\n" % len(body) + body)
+                elif self.mode == "flood":
+                    await self._flood(writer)
                 elif self.mode == "close":
                     writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                                  b"transfer-encoding: chunked\r\n\r\n")

@@ -96,3 +96,19 @@ def test_a_silent_or_trickling_target_ends_the_run_quickly(mode, expected, tmp_p
     assert summary["requests"]["sent"] == 3
     assert any(c["message"] == "not run: target stopped answering: 3 requests in a row got no response"
                for c in summary["checks"] if c["status"] == "skipped")
+
+
+def test_flooding_server_is_judged_on_every_event_and_the_cut_is_said(tmp_path: Path):
+    """Issue 13 item 4: a flood costs bounded memory and recording; the verdict still covers it."""
+    from .hostile_server import FLOOD_ODD_ID
+    with HostileServer("flood", preflight_ok=True, flood_bytes=1024 * 1024) as server:
+        proc = run("run", "--base-url", server.base_url, "--profile", "openai", "--max-requests", "6",
+                   "--timeout", "5", "-k", "stream.same-id", "--report-dir", str(tmp_path), timeout=120)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    [check] = [c for c in _summary(tmp_path)["checks"] if c["id"] == "stream.same-id"]
+    assert check["status"] == "failed" and FLOOD_ODD_ID in check["message"], check
+    assert "events not kept" in check["evidence"]["events_not_kept"]
+    lines = (tmp_path / "recording.jsonl").read_text(encoding="utf-8").splitlines()
+    streamed = [ex for ex in iter_recording(lines) if ex.events]
+    assert streamed and all(ex.dropped_events and len(ex.events) <= 1050 for ex in streamed)
+    assert max(len(line) for line in lines) < 400 * 1024  # of a 1 MiB stream (16 MB ones: the same)

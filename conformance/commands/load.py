@@ -20,9 +20,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import UsageError
+from ..outputs import EXIT_OUTPUT, report_dir_lock
 from ..preflight import check_output_dir, preflight, preflight_timeout
 from ..profiles import ProfileError, load_profile
-from ..redact import register_secret
+from ..redact import console_text, register_secret
 from ..targets import is_loopback, read_api_key
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -129,6 +130,11 @@ def validate_args(args: Any) -> float:
 
 
 def main(args: Any) -> int:
+    with contextlib.ExitStack() as hold:
+        return _main(args, hold)
+
+
+def _main(args: Any, hold: contextlib.ExitStack) -> int:
     run_time = validate_args(args)
     try:
         profile = load_profile(args.profile or "dashscope")
@@ -139,6 +145,7 @@ def main(args: Any) -> int:
     targets = resolve_targets(args, profile)
     if args.report_dir:
         check_output_dir(args.report_dir, "--report-dir")
+        hold.enter_context(report_dir_lock(args.report_dir))  # one chatconf per report dir
     if args.calibrate:
         if targets:
             raise UsageError("--calibrate measures the harness against the embedded mock; drop the target flags")
@@ -152,7 +159,7 @@ def main(args: Any) -> int:
             preflight(url, model=model, api_key=api_key, api_key_env=api_key_env,
                       timeout_s=preflight_timeout(not is_loopback(url)))
 
-    from loadtests.launcher import LocustRun, read_summary
+    from loadtests.launcher import LocustRun, read_summary, report_error
 
     mock = None
     tmp_dir = None
@@ -210,6 +217,10 @@ def main(args: Any) -> int:
             if summary is not None:
                 print(_table(summary))
             return EXIT_INTERRUPTED
+        failed_write = report_error(run.progress_lines)
+        if failed_write is not None:
+            print(f"chatconf load: error: {console_text(failed_write)}", file=sys.stderr)
+            return EXIT_OUTPUT
         summary = read_summary(report_dir)
         if summary is None:
             tail = _tail(report_dir / "locust.log")

@@ -11,6 +11,7 @@ checks not run).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from ..errors import UsageError
+from ..outputs import OutputError, report_dir_lock
 from ..preflight import (
     check_keyword,
     check_output_dir,
@@ -44,6 +46,7 @@ class _Sink:
     """Receives the finished summary from the suite plugin (same process)."""
 
     summary: RunSummary | None = None
+    output_error: OutputError | None = None
     collected = 0
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -54,6 +57,7 @@ class _Sink:
         from ..suite.plugin import CONTEXT
         if CONTEXT in session.config.stash:
             self.summary = session.config.stash[CONTEXT].summary
+            self.output_error = session.config.stash[CONTEXT].output_error
 
 
 def _pytest_args(args: argparse.Namespace, ini: str) -> list[str]:
@@ -118,6 +122,11 @@ def _plan(args: argparse.Namespace, live: bool) -> int:
 def main(args: argparse.Namespace) -> int:
     if args.json:
         args.quiet = True  # stdout carries the JSON summary and nothing else
+    with contextlib.ExitStack() as hold:
+        return _main(args, hold)
+
+
+def _main(args: argparse.Namespace, hold: contextlib.ExitStack) -> int:
     try:
         profile = load_profile(args.profile)
     except ProfileError as exc:
@@ -153,6 +162,8 @@ def main(args: argparse.Namespace) -> int:
               "no n > 1 and no thinking (declare what it can do with --model-caps)", flush=True)
     if args.dry_run:
         return _plan(args, live)
+    if args.report_dir:
+        hold.enter_context(report_dir_lock(args.report_dir))  # one run per report dir, before any request
     if not target.is_mock:
         env_name = args.api_key_env or profile.api_key_env
         key = read_api_key(env_name, required=live)
@@ -181,7 +192,10 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(f"no check matches -k {args.keyword!r}")
     if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR) or sink.summary is None:
         raise RuntimeError(f"the suite did not run (pytest exit code {int(code)})")
-    return _print_summary(sink.summary, args)
+    code = _print_summary(sink.summary, args, written=sink.output_error is None)
+    if sink.output_error is not None and code != EXIT_INTERRUPTED:
+        raise sink.output_error  # one line, exit EXIT_OUTPUT (cli.py)
+    return code
 
 
 def _profile_hint(summary: RunSummary) -> str | None:
@@ -210,7 +224,8 @@ def _exit_code(summary: RunSummary, args: Any) -> int:
     return 1 if summary.failing(args.fail_on) else 0
 
 
-def _print_summary(summary: RunSummary, args: Any) -> int:
+def _print_summary(summary: RunSummary, args: Any, *, written: bool = True) -> int:
+    """The console summary; `written` False: a report failed, so no report path is named."""
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
         return _exit_code(summary, args)
@@ -242,9 +257,9 @@ def _print_summary(summary: RunSummary, args: Any) -> int:
     if summary.interrupted:
         print(f"chatconf run: INTERRUPTED: {len(summary.not_run)} planned check(s) not run; "
               "the reports are partial", file=out)
-    if args.report_dir:
+    if args.report_dir and written:
         print(f"reports: {Path(args.report_dir) / 'summary.json'}, {Path(args.report_dir) / 'report.html'}, "
               f"{Path(args.report_dir) / 'recording.jsonl'}", file=out)
-    if args.junit:
+    if args.junit and written:
         print(f"junit: {args.junit}", file=out)
     return _exit_code(summary, args)

@@ -8,8 +8,8 @@ from ..results import RunSummary
 
 
 def write_run_reports(summary: RunSummary, report_dir: Path) -> list[Path]:
-    """summary.json and report.html in `report_dir` (recording.jsonl is written while running)."""
+    """summary.json and report.html in `report_dir` (recording.jsonl is written while running), each
+    atomically; raises OutputError naming the first file that could not be written."""
     from .html import write_html
 
-    report_dir.mkdir(parents=True, exist_ok=True)
     return [summary.write(report_dir / "summary.json"), write_html([summary], report_dir / "report.html")]

@@ -166,6 +166,5 @@ def render_html(summaries: list[RunSummary], loads: list[dict[str, Any]] | None 
 
 
 def write_html(summaries: list[RunSummary], path: Path, loads: list[dict[str, Any]] | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(summaries, loads), encoding="utf-8")
-    return path
+    from ..outputs import write_atomic
+    return write_atomic(path, render_html(summaries, loads))

@@ -52,6 +52,5 @@ def junit_xml(summary: RunSummary, fail_on: str = "must") -> str:
 
 
 def write_junit(summary: RunSummary, path: Path, fail_on: str = "must") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(junit_xml(summary, fail_on), encoding="utf-8")
-    return path
+    from ..outputs import write_atomic
+    return write_atomic(path, junit_xml(summary, fail_on))

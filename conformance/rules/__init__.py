@@ -8,7 +8,7 @@ incremental pass over an event stream, for live runs, large captures and load te
 from __future__ import annotations
 
 from .base import REGISTRY, Rule, Violation, expected, expected_text, register, rules_of
-from .dispatch import check_exchange
+from .dispatch import LiveStreamCheck, check_exchange
 from .errors import check_error_response, envelope_violations, parse_error_body
 from .request import PRIORITY, check_request, error_values, first_request_error
 from .response import check_response_body
@@ -17,6 +17,7 @@ from .stream import StreamChecker
 __all__ = [
     "PRIORITY",
     "REGISTRY",
+    "LiveStreamCheck",
     "Rule",
     "StreamChecker",
     "Violation",

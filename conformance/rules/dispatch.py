@@ -6,7 +6,9 @@
   captured request, whatever the answer);
 - a JSON 2xx body: schema.completion + response.*;
 - an event stream: schema.chunk + stream.* through one StreamChecker pass (events may be a
-  one-shot iterator);
+  one-shot iterator); a stream the Exchange did not keep whole is judged by the `LiveStreamCheck`
+  that saw every event as it arrived, or, without one (a recording), on the kept events plus a
+  `stream.not-kept` warning saying how many events no rule saw;
 - an error status or an error envelope: schema.error + error.*, whether the body is JSON, an SSE
   `data: {...}` text (C5) or an SSE body a reader already split into events.
 """
@@ -42,11 +44,16 @@ def check_exchange(ex: Exchange, profile: Profile, *, strict: bool = False,
     if events is not None:
         if req_body is not None and request_rules:
             yield from _entry(check_request(req_body, profile), ex.entry)
-        checker = StreamChecker(profile, req_body, entry=ex.entry, strict=strict,
-                                headers=ex.headers if ex.headers else None, sent_at=ex.sent_at)
+        if ex.dropped_events and isinstance(ex.stream_check, LiveStreamCheck):
+            yield from ex.stream_check.result(ex.transport_error)
+            return
+        checker = stream_checker(ex, profile, strict)
         for ev in events:
             yield from checker.feed(ev)
         yield from checker.finish(ex.transport_error)
+        if ex.dropped_events:
+            yield Violation(NOT_KEPT, f"{ex.dropped_events} events of this stream were not kept; the stream "
+                            "rules judged only the kept ones", entry=ex.entry, level="warning")
         return
     body = ex.body
     if body is None and ex.body_text is not None and not error_status:
@@ -60,6 +67,37 @@ def check_exchange(ex: Exchange, profile: Profile, *, strict: bool = False,
     if req_body is not None and request_rules:
         yield from _entry(check_request(req_body, profile), ex.entry)
     yield from _completion(ex, body, profile, strict, req_body)
+
+
+NOT_KEPT = "stream.not-kept"
+"""Not a rule of the API: the warning that part of a stream was never checked (no verdict is whole)."""
+
+
+def stream_checker(ex: Exchange, profile: Profile, strict: bool = False) -> StreamChecker:
+    req_body = ex.request.body if ex.request is not None else None
+    return StreamChecker(profile, req_body, entry=ex.entry, strict=strict,
+                         headers=ex.headers if ex.headers else None, sent_at=ex.sent_at)
+
+
+class LiveStreamCheck:
+    """The stream rules fed event by event while a stream arrives, for an Exchange that keeps only
+    part of it (conformance.limits): the verdict covers every event, kept or not. Constant memory:
+    the checker's state and at most MAX_PER_RULE findings per rule."""
+
+    def __init__(self, ex: Exchange, profile: Profile, strict: bool = False):
+        self._checker = stream_checker(ex, profile, strict)
+        self._found: list[Violation] = []
+        self._final: list[Violation] | None = None
+
+    def feed(self, ev: object) -> None:
+        self._found.extend(self._checker.feed(ev))  # type: ignore[arg-type]
+
+    def result(self, transport_error: str | None) -> list[Violation]:
+        """Every finding; the end-of-stream ones are taken once, on the first call."""
+        if self._final is None:
+            self._final = self._found + self._checker.finish(transport_error)
+            self._found = []
+        return self._final
 
 
 def _entry(violations: list[Violation], entry: int) -> list[Violation]:

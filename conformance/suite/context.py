@@ -10,10 +10,12 @@ from typing import Any
 
 from ..client import ChatClient, ClientConfig
 from ..exchange import Exchange
+from ..outputs import OutputError
 from ..profiles import ModelInfo, Profile, load_profile, parse_model_caps, with_model
 from ..recording import RecordingWriter
 from ..redact import register_secret, scrub_summary
 from ..results import CheckResult, RunSummary
+from ..rules import LiveStreamCheck
 from ..targets import MOCK_KEY, Target, is_loopback, read_api_key, resolve_target
 from .scenarios import Traffic
 
@@ -64,6 +66,7 @@ class SuiteContext:
     _mock: Any = None
     _traffic: Traffic | None = None
     _recording: RecordingWriter | None = None
+    output_error: OutputError | None = None  # the first report file that could not be written
     _exchanges: int = 0
 
     def __post_init__(self) -> None:
@@ -152,8 +155,16 @@ class SuiteContext:
                               read_timeout_s=read_timeout,
                               deadline_s=read_timeout * 3 if s.timeout_s else (60.0 if live else 15.0))
         if s.report_dir:
-            self._recording = RecordingWriter(Path(s.report_dir) / "recording.jsonl")
-        self._client = ChatClient(config, on_exchange=self._record)
+            try:
+                self._recording = RecordingWriter(Path(s.report_dir) / "recording.jsonl")
+            except OutputError as exc:
+                self.output_error = self.output_error or exc
+        self._client = ChatClient(config, on_exchange=self._record, stream_rules=self._stream_rules)
+
+    def _stream_rules(self, ex: Exchange) -> LiveStreamCheck:
+        """Every event of a live stream goes through the rules on arrival: the Exchange keeps only
+        a bounded part of a long one (conformance.limits)."""
+        return LiveStreamCheck(ex, self.profile)
 
     def _record(self, ex: Exchange) -> None:
         self._exchanges += 1
@@ -200,7 +211,10 @@ class SuiteContext:
 
     def close(self) -> None:
         if self._recording is not None:
-            self._recording.close()
+            try:
+                self._recording.close()
+            except OutputError as exc:
+                self.output_error = self.output_error or exc
             self._recording = None
         if self._client is not None:
             self._client.close()

@@ -8,10 +8,9 @@ from typing import Any
 
 from ..exchange import Exchange
 from ..jsonutil import dumps
+from ..limits import EVIDENCE_EVENTS as MAX_EVENTS
+from ..limits import EVIDENCE_TEXT as MAX_TEXT
 from ..redact import redact_text
-
-MAX_EVENTS = 6
-MAX_TEXT = 600
 
 
 def _clip(text: str, limit: int = MAX_TEXT) -> str:
@@ -56,7 +55,10 @@ def exchange_evidence(ex: Exchange | None, *, api_key_env: str = "DASHSCOPE_API_
         out["content_type"] = ctype
     if isinstance(ex.events, list):
         events = ex.events
-        out["event_count"] = len(events)
+        out["event_count"] = len(events) + ex.dropped_events
+        if ex.dropped_events:
+            out["events_not_kept"] = (f"{ex.dropped_events} events not kept (only the first and the last ones, "
+                                      f"{len(events)} of {len(events) + ex.dropped_events}, are stored)")
         out["events"] = [{"index": ev.index, "data": _clip(ev.data, 300)}
                          for ev in _events_to_show(events, violations or [])]
     elif ex.body is not None:
@@ -65,16 +67,18 @@ def exchange_evidence(ex: Exchange | None, *, api_key_env: str = "DASHSCOPE_API_
         out["body"] = _clip(ex.body_text)
     if ex.transport_error:
         out["transport_error"] = ex.transport_error
+    if ex.dropped_chars and not ex.dropped_events:
+        out["body_not_kept"] = f"{ex.dropped_chars} characters of the body not kept"
     return out
 
 
 def _events_to_show(events: list[Any], violations: list[Any]) -> list[Any]:
-    """The first and last events, plus each violating event with its neighbours, in stream order."""
+    """The first and last events, plus each violating event with its neighbours, in stream order
+    (violations name the event's stream index, which a truncated stream's list position is not)."""
     if len(events) <= MAX_EVENTS:
         return events
     keep = {0, 1, len(events) - 2, len(events) - 1}
-    for v in violations[:3]:
-        at = getattr(v, "event", None)
-        if isinstance(at, int):
-            keep.update(i for i in (at - 1, at, at + 1) if 0 <= i < len(events))
+    near = {i for v in violations[:3] if isinstance(getattr(v, "event", None), int)
+            for i in (v.event - 1, v.event, v.event + 1)}
+    keep.update(pos for pos, ev in enumerate(events) if ev.index in near)
     return [events[i] for i in sorted(keep)]

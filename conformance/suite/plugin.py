@@ -234,6 +234,24 @@ def _print_progress(result: CheckResult, done: int) -> None:
     print(line, flush=True)
 
 
+def _write_reports(ctx: SuiteContext, summary: Any) -> None:
+    """Every report that can be written is; the first failure is kept for the command to report."""
+    from ..outputs import OutputError
+    s = ctx.settings
+    try:
+        if s.report_dir:
+            from ..reports import write_run_reports
+            write_run_reports(summary, Path(s.report_dir))
+    except OutputError as exc:
+        ctx.output_error = ctx.output_error or exc
+    try:
+        if s.junit:
+            from ..reports.junit import write_junit
+            write_junit(summary, Path(s.junit), s.fail_on)
+    except OutputError as exc:
+        ctx.output_error = ctx.output_error or exc
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if CONTEXT not in config.stash or not config.stash[CONTEXT].results:
@@ -243,15 +261,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ctx = config.stash[CONTEXT]
     try:
         summary = ctx.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
-        s = ctx.settings
-        if s.report_dir:
-            from ..reports import write_run_reports
-            write_run_reports(summary, Path(s.report_dir))
-        if s.junit:
-            from ..reports.junit import write_junit
-            write_junit(summary, Path(s.junit), s.fail_on)
+        _write_reports(ctx, summary)
     finally:
         ctx.close()
+    if ctx.output_error is not None and not ctx.settings.console:  # plain pytest: say it, fail the session
+        print(f"chatconf: error: {ctx.output_error}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     # Observed, skipped and (by default) warned checks never fail the pytest session.
     if exitstatus == pytest.ExitCode.OK and summary.failing(ctx.settings.fail_on):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
