@@ -160,11 +160,13 @@ def test_openai_profile_carries_none_of_dashscopes_habits():
 
 
 def test_a_model_dashscope_does_not_serve_gets_the_profile_hint():
-    from conformance.mock import MockConfig, MockServer
+    """A server that serves a model DashScope does not (the reference server accepting any model) and
+    answers with another model's name: the finding comes with the hint."""
+    from .reference.docserver import DocServer
 
-    with MockServer(MockConfig()) as base_url:
-        proc = subprocess.run([*CHATCONF, "run", "--base-url", base_url, "--model", "chatconf-fake-model",
-                               "-k", "response.accepted or stream.done-last"], capture_output=True, text=True,
+    with DocServer(api_key="any-key", faults=["accept_unknown_model", "model_wrong_echo"]) as server:
+        proc = subprocess.run([*CHATCONF, "run", "--base-url", server.base_url, "--model", "chatconf-fake-model",
+                               "-k", "response.accepted or model-matches"], capture_output=True, text=True,
                               timeout=120, env={**_env(), "DASHSCOPE_API_KEY": "any-key"})
     assert "is not in profile 'dashscope'" in proc.stdout
     assert "hint: model 'chatconf-fake-model' is no DashScope model" in proc.stdout
