@@ -25,6 +25,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from conformance import __version__
 from conformance.descriptors import reserve_descriptors
 from conformance.profiles import ProfileError, load_profile
+from conformance.redact import redact_obj, redact_text, register_secret
 
 from . import options as opt
 from .aggregate import Collector, make_sample
@@ -160,6 +161,8 @@ class LoadRuntime:
         self.targets = opt.Targets(opt.parse_targets(o.chatconf_targets), opt.truthy(o.chatconf_simulated))
         env_name = o.chatconf_api_key_env or self.profile.api_key_env
         self._api_key = os.environ.get(env_name) or (opt.MOCK_TOKEN if self.targets.simulated else None)
+        # in this process too: error bodies, codes and headers a server echoes it in are redacted
+        register_secret(os.environ.get(env_name))
         self.check = not opt.truthy(o.chatconf_no_check)
 
     def api_key(self) -> str | None:
@@ -393,6 +396,14 @@ class LoadRuntime:
         try:
             m = stream_metrics(ex, t_sched)
             violations = check_stream(ex, self.profile) if self.check else []
+            # what a server wrote (error codes, transport errors quoting its bytes, rule evidence)
+            # may echo the API key: redact before it becomes a sample, a Locust failure or a log line
+            if m.error_code:
+                m.error_code = redact_text(m.error_code)
+            if ex.transport_error:
+                ex.transport_error = redact_text(ex.transport_error)
+            if violations:
+                violations = redact_obj(violations)
             request_id = ex.headers.get("x-request-id") or ex.headers.get("x-dashscope-request-id")
             sample = make_sample(
                 m,

@@ -18,6 +18,7 @@ import pytest
 from conformance.mock import MockConfig, MockServer
 from loadtests.launcher import locustfile_path
 
+from .hostile_server import HostileServer
 from .test_run_cli import one_line_exit_2
 
 REQUIRED_REGION_KEYS = {
@@ -366,3 +367,20 @@ def test_every_request_failing_the_same_way_stops_early(keyed_mock, tmp_path):
     assert _requests(keyed_mock) - before < 200
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "HTTP 404" in summary["stopped_early"]
+
+
+def test_a_key_echoed_in_error_bodies_and_headers_is_redacted_in_worker_samples(tmp_path):
+    """A server that answers 500 quoting the Authorization header in its error code, message and
+    request id: the worker process redacts it before it becomes a sample, a log line or a report."""
+    secret = "lv-echo-secret-7f3k9q"
+    with HostileServer("echo-key-500", preflight_ok=True) as server:
+        proc = chatconf("--base-url", server.base_url, "--label", "echo", "--workers", "1", "--users", "2",
+                        "--spawn-rate", "2", "--run-time", "10s", "--report-dir", str(tmp_path),
+                        env={"DASHSCOPE_API_KEY": secret})
+    assert proc.returncode == 2, proc.stderr  # the first 20 requests all failed the same way
+    samples = samples_of(tmp_path)
+    assert samples and all(s["error_code"] == "auth=[REDACTED]" for s in samples)
+    assert all(s["request_id"] == "[REDACTED]" for s in samples)
+    for name in ("summary.json", "samples.jsonl", "report.html", "locust.log"):
+        assert secret not in (tmp_path / name).read_text(), name
+    assert secret not in proc.stdout + proc.stderr
