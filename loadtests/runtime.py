@@ -395,8 +395,11 @@ class LoadRuntime:
         if self.ends_at is not None:
             delay = min(delay, max(0.0, self.ends_at - time.monotonic()))
         self.backoffs += 1
-        self.backoff_s += delay
-        gevent.sleep(delay)
+        start = time.monotonic()
+        try:
+            gevent.sleep(delay)
+        finally:  # the time really waited (a stop cuts the wait short)
+            self.backoff_s += time.monotonic() - start
 
     def _counters(self) -> dict[str, Any]:
         """This process's running totals, sent to the master with every batch of samples."""
