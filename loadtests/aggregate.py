@@ -16,6 +16,7 @@ from conformance.stats import summarize
 
 from .checking import checker_available
 from .metrics import StreamMetrics
+from .verdicts import run_verdicts
 
 DIST_KEYS = ("ttft_ms", "first_event_ms", "first_content_ms", "itl_ms", "tpot_ms", "e2e_ms", "e2e_stream_ms")
 EXTRA_DIST_KEYS = ("headers_ms", "usage_lag_ms", "queue_ms", "queue_ttft_ms", "queue_e2e_ms")
@@ -94,7 +95,7 @@ class Collector:
         self.samples: list[dict[str, Any]] = []
         self.lag_ms: list[float] = []
         self.cpu: dict[int, list[float]] = defaultdict(list)
-        self.workers: dict[int, dict[str, int]] = {}
+        self.workers: dict[int, dict[str, Any]] = {}
         self.started = time.time()
         self.stopped: float | None = None
 
@@ -105,13 +106,21 @@ class Collector:
         self.lag_ms.extend(lag_ms)
         self.cpu[worker].extend(cpu)
 
-    def add_worker(self, worker: int, *, sent: int, in_flight: int) -> None:
-        """What one load process sent in total and had in flight at the stop (those are not samples)."""
-        self.workers[worker] = {"sent": sent, "in_flight_at_stop": in_flight}
+    def add_worker(self, worker: int, **counters: Any) -> None:
+        """What one load process reported about itself: requests sent, backoffs and the time spent
+        in them, and (in its final report) what it had in flight at the stop and its users. Each
+        report replaces the counters it carries, so a worker lost mid-run keeps its last numbers."""
+        self.workers.setdefault(worker, {}).update(counters)
 
     @property
     def cancelled(self) -> int:
-        return sum(w["in_flight_at_stop"] for w in self.workers.values())
+        return sum(w.get("in_flight_at_stop", 0) for w in self.workers.values())
+
+    def backoff_totals(self) -> dict[str, Any]:
+        return {
+            "count": sum(w.get("backoffs", 0) for w in self.workers.values()),
+            "seconds": round(sum(w.get("backoff_s", 0.0) for w in self.workers.values()), 3),
+        }
 
     @property
     def duration_s(self) -> float:
@@ -189,16 +198,19 @@ class Collector:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
             "duration_s": round(duration, 3),
             "users": meta.get("users"),
+            "users_running": meta.get("users_running"),
             "mode": meta.get("mode", "closed"),
             "rate": meta.get("rate"),
             "arrivals": meta.get("arrivals"),
             "workers": meta.get("workers", 0),
+            "workers_reporting": meta.get("workers_reporting", meta.get("workers", 0)),
             "simulated": bool(meta.get("simulated")),
             "regions": regions,
             "generator": {
                 "loop_lag_ms": summarize(self.lag_ms),
                 "cpu_percent_by_worker": cpu,
                 "cancelled_at_stop": self.cancelled,
+                "backoff": self.backoff_totals(),
                 "by_worker": {
                     str(k): {**v, "samples": sum(1 for s in self.samples if s["worker"] == k)}
                     for k, v in sorted(self.workers.items())
@@ -207,6 +219,13 @@ class Collector:
             },
             "definitions": DEFINITIONS,
         }
+        out["verdicts"] = run_verdicts(
+            self.samples,
+            started=self.started,
+            duration_s=duration,
+            in_flight=self.cancelled,
+            workers=meta.get("lost_workers"),
+        )
         if meta.get("max_requests"):
             out["max_requests"] = meta["max_requests"]
         return out

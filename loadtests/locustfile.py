@@ -26,6 +26,7 @@ from locust import User, constant, events, task
 from locust.runners import WorkerRunner
 
 from loadtests import options as _opt
+from loadtests.backoff import Backoff
 from loadtests.client import StreamClient
 from loadtests.runtime import LoadRuntime
 from loadtests.workload import Workload
@@ -44,7 +45,9 @@ class ChatStreamUser(User):
         rt = _runtime()
         self.label, url = rt.target_for(self.region)
         self.client = StreamClient(url, rt.api_key(), timeout=float(rt.opts.chatconf_timeout or 60.0))
-        self.workload = Workload(rt.model, mix=rt.mix, seed=rt.user_seed())
+        seed = rt.user_seed()
+        self.workload = Workload(rt.model, mix=rt.mix, seed=seed)
+        self.backoff = Backoff(seed)  # waits after 429/503 and refused connections
 
     def on_stop(self) -> None:
         client = getattr(self, "client", None)

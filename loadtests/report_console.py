@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from conformance.redact import console_text
 from conformance.stats import percentile
 
 
@@ -65,14 +66,18 @@ def format_table(summary: dict[str, Any]) -> str:
     """Per-region table (ms) with the run's header; marks simulated targets loudly."""
     lines = []
     target = summary.get("target") or {}
-    head = (
-        f"chatconf load: {summary.get('duration_s', 0):.1f} s, {summary.get('users')} users, "
-        f"{summary.get('mode', 'closed')} loop"
-    )
+    users, running = summary.get("users"), summary.get("users_running")
+    head = f"chatconf load: {summary.get('duration_s', 0):.1f} s, {users} users"
+    if running is not None and running != users:
+        head += f" ({running} running at the end)"
+    head += f", {summary.get('mode', 'closed')} loop"
     if summary.get("rate"):
         head += f" at {summary['rate']:g} req/s ({summary.get('arrivals')})"
     if summary.get("workers"):
-        head += f", {summary['workers']} workers"
+        reporting = summary.get("workers_reporting", summary["workers"])
+        head += f", {summary['workers']} workers" if reporting == summary["workers"] else (
+            f", {reporting} of {summary['workers']} workers reporting"
+        )
     head += f", model {target.get('model')}"
     lines.append(head)
     if summary.get("simulated"):
@@ -117,7 +122,19 @@ def format_table(summary: dict[str, Any]) -> str:
             f"generator: event-loop lag p50 {lag['p50']:.2f} ms p99 {lag['p99']:.2f} ms max "
             f"{lag['max']:.1f} ms; stopped with {gen.get('cancelled_at_stop', 0)} requests in flight"
         )
+    backoff = gen.get("backoff") or {}
+    if backoff.get("count"):
+        lines.append(
+            f"backoff: {backoff['count']} waits, {backoff['seconds']:.1f} s in total "
+            "(after 429/503 or a refused/reset connection; not in the latencies)"
+        )
     lines.append(
         "times in ms; percentiles exact from raw samples; ttft counts reasoning and tool calls, 1st-content does not"
     )
+    lines.extend(verdict_lines(summary))
     return "\n".join(lines)
+
+
+def verdict_lines(summary: dict[str, Any]) -> list[str]:
+    """One `VERDICT` line per verdict of the run (lost workers, error storm, zero completed)."""
+    return [f"VERDICT {console_text(str(v.get('message', v.get('name'))))}" for v in summary.get("verdicts") or ()]

@@ -1,6 +1,6 @@
 """report.html: one self-contained page (inline SVG and CSS, no scripts, no network).
 
-Sections: run header (SIMULATED banner when the target is the mock), the per-region table,
+Sections: run header (SIMULATED banner when the target is the mock), the verdicts, the per-region table,
 TTFT CDF per region, ITL histogram, throughput and errors over time, conformance violations,
 the calibration result when one was run, and the metric definitions.
 """
@@ -302,6 +302,10 @@ def render_html(summary: dict[str, Any], samples: Sequence[dict[str, Any]]) -> s
         desc += f", {summary['rate']:g} req/s {summary.get('arrivals')} arrivals"
     if summary.get("workers"):
         desc += f", {summary['workers']} worker processes"
+        if summary.get("workers_reporting", summary["workers"]) != summary["workers"]:
+            desc += f" ({summary['workers_reporting']} reporting at the end)"
+    if summary.get("users_running") is not None and summary["users_running"] != summary.get("users"):
+        desc += f", {summary['users_running']} users running at the end"
     parts.append(
         f"<p>Started {_esc(summary.get('started'))}, {summary.get('duration_s', 0):.1f} s, {_esc(desc)}; "
         f"model <code>{_esc(target.get('model'))}</code>, profile <code>{_esc(target.get('profile'))}</code>. "
@@ -310,6 +314,13 @@ def render_html(summary: dict[str, Any], samples: Sequence[dict[str, Any]]) -> s
     urls = target.get("base_urls") or {}
     if urls:
         parts.append("<p>" + "; ".join(f"<b>{_esc(k)}</b>: <code>{_esc(v)}</code>" for k, v in urls.items()) + "</p>")
+    verdicts = summary.get("verdicts") or []
+    if verdicts:
+        parts.append(
+            '<h2>Verdicts</h2><ul class="banner">'
+            + "".join(f"<li><b>{_esc(v.get('name'))}</b>: {_esc(v.get('message'))}</li>" for v in verdicts)
+            + "</ul>"
+        )
     parts.append("<h2>Per region</h2>" + _region_table(summary))
 
     ttft_series = [
@@ -393,7 +404,9 @@ def render_html(summary: dict[str, Any], samples: Sequence[dict[str, Any]]) -> s
             f"<h2>Load generator health</h2><p>Event-loop lag (a greenlet's 10 ms sleep overshoot): "
             f"p50 {lag['p50']:.2f} ms, p99 {lag['p99']:.2f} ms, max {lag['max']:.1f} ms. "
             f"CPU by worker: {_esc({k: v.get('mean') for k, v in (gen.get('cpu_percent_by_worker') or {}).items()})}. "
-            f"Requests in flight at the stop (not counted): {gen.get('cancelled_at_stop', 0)}.</p>"
+            f"Requests in flight at the stop (not counted): {gen.get('cancelled_at_stop', 0)}. "
+            f"Backoff (after 429/503 or a refused/reset connection): {(gen.get('backoff') or {}).get('count', 0)} "
+            f"waits, {(gen.get('backoff') or {}).get('seconds', 0):.1f} s.</p>"
         )
     defs = summary.get("definitions") or {}
     if defs:

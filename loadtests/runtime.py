@@ -20,12 +20,13 @@ from typing import Any
 
 import gevent
 from gevent.event import Event
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 from conformance import __version__
 from conformance.descriptors import reserve_descriptors
 from conformance.outputs import OutputError
 from conformance.profiles import ProfileError, load_profile
+from conformance.redact import redact_obj, redact_text, register_secret
 
 from . import options as opt
 from .aggregate import Collector, make_sample
@@ -34,6 +35,7 @@ from .metrics import StreamMetrics, stream_metrics
 from .report_console import format_progress, format_table
 from .report_files import REPORT_ERROR, write_reports
 from .shapes import Budget, LagMonitor, OpenLoop, share
+from .verdicts import failure_signature
 from .workload import parse_mix
 
 log = logging.getLogger("chatconf.load")
@@ -47,16 +49,6 @@ SCORE_BACKLOG = 256
 # A run whose first FAIL_FAST_N finished requests all failed the same way (same HTTP status and
 # error code, or same transport error) stops there instead of running its whole duration.
 FAIL_FAST_N = 20
-
-
-def failure_signature(sample: dict[str, Any]) -> str | None:
-    """How a sample failed, as one comparable string; None for a success."""
-    if sample.get("ok"):
-        return None
-    if sample.get("status"):
-        code = sample.get("error_code")
-        return f"HTTP {sample['status']}" + (f" {code}" if code else "")
-    return str(sample.get("error") or "failed")
 
 
 class FailFast:
@@ -124,6 +116,12 @@ class LoadRuntime:
         self._entry = 0
         self.sent = 0
         self.in_flight = 0
+        self.backoffs = 0
+        self.backoff_s = 0.0
+        self.ends_at: float | None = None  # time.monotonic() of the run's end, when it has one
+        self.worker_index: dict[str, int] = {}  # master: Locust client id -> plan index, at test start
+        self.expected_workers = 0
+        self.users_running: int | None = None
         self.out = _progress_stream()
         # Finished streams are scored by one greenlet when the event loop is idle, so the ~1 ms of
         # JSON parsing and rule checks per stream never runs while other streams' bytes wait.
@@ -161,6 +159,8 @@ class LoadRuntime:
         self.targets = opt.Targets(opt.parse_targets(o.chatconf_targets), opt.truthy(o.chatconf_simulated))
         env_name = o.chatconf_api_key_env or self.profile.api_key_env
         self._api_key = os.environ.get(env_name) or (opt.MOCK_TOKEN if self.targets.simulated else None)
+        # in this process too: error bodies, codes and headers a server echoes it in are redacted
+        register_secret(os.environ.get(env_name))
         self.check = not opt.truthy(o.chatconf_no_check)
 
     def api_key(self) -> str | None:
@@ -252,11 +252,20 @@ class LoadRuntime:
         self.budget_done = set()
         self.fail_fast = FailFast()
         self.stopped_early = None
+        self.backoffs = 0
+        self.backoff_s = 0.0
+        self.users_running = None
+        run_time = getattr(self.opts, "run_time", None)
+        if not self.is_worker:
+            self.ends_at = time.monotonic() + run_time if run_time else None
         self.collector.reset()
         if self.is_master:
             clients = sorted(c.id for c in self.runner.clients.all)
+            self.worker_index = {cid: i for i, cid in enumerate(clients)}
+            self.expected_workers = max(len(clients), int(getattr(self.opts, "expect_workers", 0) or 0))
             for i, cid in enumerate(clients):
-                self.runner.send_message("chatconf_plan", {"index": i, "count": len(clients)}, client_id=cid)
+                plan = {"index": i, "count": len(clients), "remaining_s": run_time}
+                self.runner.send_message("chatconf_plan", plan, client_id=cid)
             self.plan = (0, max(1, len(clients)))
             self._spawn(self._progress_loop)
             return
@@ -299,7 +308,8 @@ class LoadRuntime:
         elif not self.is_worker:
             lag, cpu = self.monitor.drain()
             self.collector.add_health(0, lag, cpu)
-            self.collector.add_worker(0, sent=self.sent, in_flight=self.in_flight)
+            self.users_running = self.runner.user_count
+            self.collector.add_worker(0, **self._counters(), in_flight_at_stop=self.in_flight)
         self.monitor.stop()
 
     def on_test_stop(self) -> None:
@@ -310,7 +320,14 @@ class LoadRuntime:
         self.on_test_stopping()  # idempotent; covers runners that skip test_stopping
         self._kill_greenlets()
         self.score_all()
-        summary = self.collector.build_summary(self.meta())
+        meta = self.meta()
+        if self.is_master:
+            check = self._worker_check()
+            meta.update(workers=self.expected_workers, workers_reporting=len(check["reporting"]), lost_workers=check)
+        meta["users_running"] = self.users_running
+        summary = self.collector.build_summary(meta)
+        if summary["verdicts"]:
+            self.env.process_exit_code = 1  # plain `locust -f` exits 1 too
         if self.stopped_early:
             summary["stopped_early"] = self.stopped_early
         report_dir = self.opts.chatconf_report_dir
@@ -371,6 +388,24 @@ class LoadRuntime:
         finally:
             if not queued and self.budget is not None:
                 self.budget.release()
+        self._back_off(user.backoff.delay_after(ex))
+
+    def _back_off(self, delay: float) -> None:
+        """Wait before this user's next request (outside any timed section), never past the run's end."""
+        if delay <= 0:
+            return
+        if self.ends_at is not None:
+            delay = min(delay, max(0.0, self.ends_at - time.monotonic()))
+        self.backoffs += 1
+        start = time.monotonic()
+        try:
+            gevent.sleep(delay)
+        finally:  # the time really waited (a stop cuts the wait short)
+            self.backoff_s += time.monotonic() - start
+
+    def _counters(self) -> dict[str, Any]:
+        """This process's running totals, sent to the master with every batch of samples."""
+        return {"sent": self.sent, "backoffs": self.backoffs, "backoff_s": round(self.backoff_s, 3)}
 
     def _score_loop(self) -> None:
         """Score finished streams one at a time, each when the event loop has nothing else to do."""
@@ -395,6 +430,14 @@ class LoadRuntime:
         try:
             m = stream_metrics(ex, t_sched)
             violations = check_stream(ex, self.profile) if self.check else []
+            # what a server wrote (error codes, transport errors quoting its bytes, rule evidence)
+            # may echo the API key: redact before it becomes a sample, a Locust failure or a log line
+            if m.error_code:
+                m.error_code = redact_text(m.error_code)
+            if ex.transport_error:
+                ex.transport_error = redact_text(ex.transport_error)
+            if violations:
+                violations = redact_obj(violations)
             request_id = ex.headers.get("x-request-id") or ex.headers.get("x-dashscope-request-id")
             sample = make_sample(
                 m,
@@ -514,11 +557,13 @@ class LoadRuntime:
 
     def _on_plan(self, environment: Any, msg: Any) -> None:
         self.plan = (int(msg.data["index"]), int(msg.data["count"]))
+        remaining = msg.data.get("remaining_s")
+        self.ends_at = time.monotonic() + float(remaining) if remaining else None
 
     def _drain(self) -> dict[str, Any]:
         samples, self.pending = self.pending, []
         lag, cpu = self.monitor.drain()
-        return {"worker": self.plan[0], "samples": samples, "lag": lag, "cpu": cpu}
+        return {"worker": self.plan[0], "samples": samples, "lag": lag, "cpu": cpu, **self._counters()}
 
     def _flush_pending(self) -> None:
         if self.pending:
@@ -538,8 +583,8 @@ class LoadRuntime:
         self._kill_greenlets()
         data = self._drain()
         self.monitor.stop()
-        data["sent"] = self.sent
         data["in_flight"] = self.in_flight
+        data["users"] = self.runner.user_count
         self.runner.send_message("chatconf_final", data)
 
     def _on_samples(self, environment: Any, msg: Any) -> None:
@@ -548,15 +593,18 @@ class LoadRuntime:
             return
         self.collector.add(data["samples"])
         self.collector.add_health(int(data["worker"]), data.get("lag", ()), data.get("cpu", ()))
+        self._record_counters(data)
         self._check_fail_fast(data["samples"])
+
+    def _record_counters(self, data: dict[str, Any], **final: Any) -> None:
+        counters = {k: data[k] for k in ("sent", "backoffs", "backoff_s") if k in data}
+        self.collector.add_worker(int(data["worker"]), **counters, **final)
 
     def _on_final(self, environment: Any, msg: Any) -> None:
         data = msg.data
         self.collector.add(data["samples"])
         self.collector.add_health(int(data["worker"]), data.get("lag", ()), data.get("cpu", ()))
-        self.collector.add_worker(
-            int(data["worker"]), sent=int(data.get("sent", 0)), in_flight=int(data.get("in_flight", 0))
-        )
+        self._record_counters(data, in_flight_at_stop=int(data.get("in_flight", 0)), users=int(data.get("users", 0)))
         self.finals.add(int(data["worker"]))
 
     def _on_budget_done(self, environment: Any, msg: Any) -> None:
@@ -565,18 +613,35 @@ class LoadRuntime:
             gevent.spawn(self._stop_run, "--max-requests reached on every worker")
 
     def _collect_finals(self) -> None:
+        """Ask every worker for its last samples; wait for all but the ones Locust already lost
+        (no heartbeat: killed or cut off), up to FLUSH_TIMEOUT."""
         clients = list(self.runner.clients.all)
         for client in clients:
-            self.runner.send_message("chatconf_flush", {}, client_id=client.id)
+            if client.state != STATE_MISSING:
+                self.runner.send_message("chatconf_flush", {}, client_id=client.id)
         deadline = time.monotonic() + FLUSH_TIMEOUT
-        while len(self.finals) < len(clients) and time.monotonic() < deadline:
+        while time.monotonic() < deadline and any(
+            c.state != STATE_MISSING and self.worker_index.get(c.id) not in self.finals for c in clients
+        ):
             gevent.sleep(0.05)
-        if len(self.finals) < len(clients):
-            log.warning(
-                "chatconf: %d of %d workers did not send their final samples",
-                len(clients) - len(self.finals),
-                len(clients),
-            )
+        missing = len(clients) - len(self.finals)
+        if missing > 0:
+            log.warning("chatconf: %d of %d workers did not send their final samples", missing, len(clients))
+
+    def _worker_check(self) -> dict[str, Any]:
+        """Workers expected vs. reporting at the end, and the users that were really running."""
+        lost = sorted(i for i in self.worker_index.values() if i not in self.finals)
+        for index in lost:
+            self.collector.add_worker(index, lost=True)
+        users = sum(self.collector.workers.get(i, {}).get("users", 0) for i in self.finals)
+        self.users_running = users
+        return {
+            "expected": self.expected_workers,
+            "reporting": sorted(self.finals),
+            "lost": lost,
+            "users": getattr(self.runner, "target_user_count", None),
+            "users_running": users,
+        }
 
     # -- progress -------------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ the connection), `huge` (a 10 MB JSON body), and:
 - `flood`: answers every request with a stream of `flood_bytes` (default 16 MB) of tiny valid
   chunks (about 130 bytes each) and `[DONE]`: a stream too big to keep whole. One chunk after the
   first 512 KiB has another id (`FLOOD_ODD_ID`), a stream.same-id violation deep inside the flood.
+- `ratelimit`: every answer is a 429 with `Retry-After: 1` (after `ok_first` valid streams);
+- `echo-key-500`: a 500 whose JSON error body and `x-echo-key` header echo the Authorization header.
 
 With `preflight_ok`, the first request gets a small valid chat.completion instead, so chatconf's
 preflight passes and the misbehaviour reaches the suite.
@@ -26,6 +28,7 @@ import asyncio
 import base64
 import json
 import threading
+import time
 from urllib.parse import quote
 
 HUGE_BYTES = 10 * 1024 * 1024
@@ -38,10 +41,25 @@ VALID = (b'{"id":"chatcmpl-x","object":"chat.completion","created":1,"model":"qw
          b'"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}')
 
 
+_CHUNK = ('data: {"id":"chatcmpl-x","object":"chat.completion.chunk","created":%d,"model":"qwen-plus",'
+          '"choices":%s,"usage":%s}\n\n')
+
+
+def valid_stream() -> bytes:
+    """A small conforming chat stream (role chunk, two tokens, usage, [DONE]) created now."""
+    now = int(time.time())
+    deltas = (('{"role":"assistant","content":""}', "null"), ('{"content":"Hi"}', "null"),
+              ('{"content":" there"}', '"stop"'))
+    events = [_CHUNK % (now, f'[{{"index":0,"delta":{d},"finish_reason":{f}}}]', "null") for d, f in deltas]
+    events.append(_CHUNK % (now, "[]", '{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}'))
+    return ("".join(events) + "data: [DONE]\n\n").encode()
+
+
 class HostileServer:
-    def __init__(self, mode: str, *, preflight_ok: bool = False, flood_bytes: int = FLOOD_BYTES):
+    def __init__(self, mode: str, *, preflight_ok: bool = False, flood_bytes: int = FLOOD_BYTES, ok_first: int = 0):
         self.requests = 0
         self.flood_bytes = flood_bytes
+        self.ok_first = ok_first
         self._preflight_ok = preflight_ok
         self.mode = mode
         self.port = 0
@@ -121,6 +139,21 @@ class HostileServer:
                 if self._preflight_ok and self.requests == 1:
                     writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                                  b"content-length: %d\r\n\r\n" % len(VALID) + VALID)
+                elif self.mode in ("ratelimit", "echo-key-500"):
+                    if self.requests - self._preflight_ok <= self.ok_first:
+                        stream = valid_stream()
+                        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                                     b"content-length: %d\r\n\r\n" % len(stream) + stream)
+                    elif self.mode == "ratelimit":
+                        body = b'{"error":{"message":"slow down","type":"rate_limit","code":"Throttling"}}'
+                        writer.write(b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
+                                     b"retry-after: 1\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+                    else:
+                        body = json.dumps({"error": {"message": f"upstream saw Authorization: Bearer {key}",
+                                                     "type": "server_error", "code": f"auth={key}"}}).encode()
+                        writer.write(b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n"
+                                     b"x-echo-key: %s\r\nx-request-id: %s\r\ncontent-length: %d\r\n\r\n"
+                                     % (key.encode(), key.encode(), len(body)) + body)
                 elif self.mode == "hang":
                     await asyncio.sleep(3600)
                 elif self.mode == "garbage":

@@ -19,6 +19,7 @@ from conformance.mock import MockConfig, MockServer
 from conformance.mock.config import parse_inject
 from loadtests.launcher import locustfile_path
 
+from .hostile_server import HostileServer
 from .test_run_cli import one_line_exit_2
 
 REQUIRED_REGION_KEYS = {
@@ -376,3 +377,134 @@ def test_a_model_the_target_does_not_serve_is_exit_2_before_any_load(keyed_mock)
                                      env={"DASHSCOPE_API_KEY": SECRET}))
     assert "did not recognise model 'no-such-model'" in line
     assert _requests(keyed_mock) - before <= 1  # the preflight only
+
+
+# -- verdicts and backoff: workers lost, a target that dies, rate limits, silence ----------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(predicate, timeout: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting for the load to start"
+        time.sleep(0.1)
+
+
+def _verdicts(report_dir: Path) -> dict[str, dict]:
+    return {v["name"]: v for v in json.loads((report_dir / "summary.json").read_text())["verdicts"]}
+
+
+def test_a_worker_killed_mid_run_is_a_verdict(tmp_path, known_mock):
+    """kill -9 of one of two workers: exit 1, and the summary says 1 of 2 workers reported and
+    which one was lost, with the users that were really running."""
+    before = _requests(known_mock)
+    load = subprocess.Popen(
+        [sys.executable, "-m", "conformance.cli", "load", "--base-url", known_mock, "--label", "mock",
+         "--workers", "2", "--users", "4", "--spawn-rate", "4", "--run-time", "6s",
+         "--report-dir", str(tmp_path), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, DASHSCOPE_API_KEY="k"),
+    )
+    try:
+        _wait_for(lambda: _requests(known_mock) - before > 20)  # both workers are sending
+        worker = next(c for c in psutil.Process(load.pid).children(recursive=True) if "--worker" in c.cmdline())
+        worker.kill()
+        out, err = load.communicate(timeout=90)
+    finally:
+        if load.poll() is None:
+            load.kill()
+            load.wait()
+    assert load.returncode == 1, err
+    assert "lost workers: 1 of 2 workers reported" in err and "VERDICT lost workers" in out
+    assert "1 of 2 workers reporting" in out and "(2 running at the end)" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    lost = _verdicts(tmp_path)["lost_workers"]
+    assert (lost["expected"], lost["reporting"], lost["users"], lost["users_running"]) == (2, 1, 4, 2)
+    assert summary["workers"] == 2 and summary["workers_reporting"] == 1 and summary["users_running"] == 2
+    assert [summary["generator"]["by_worker"][str(i)].get("lost") for i in (0, 1)].count(True) == 1
+    assert "lost workers" in (tmp_path / "report.html").read_text()
+
+
+def test_a_target_killed_mid_run_is_backed_off_and_an_error_storm(tmp_path):
+    """`chatconf mock` in its own process, killed -9 while loaded: connect errors stay few (each user
+    backs off), the run still ends on time, and the storm is a verdict (exit 1)."""
+    port = _free_port()
+    mock = subprocess.Popen([sys.executable, "-m", "conformance.cli", "mock", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base_url = f"http://127.0.0.1:{port}/compatible-mode/v1"
+    try:
+        assert "serving" in (mock.stdout.readline() if mock.stdout else "")
+        start = time.monotonic()
+        load = subprocess.Popen(
+            [sys.executable, "-m", "conformance.cli", "load", "--base-url", base_url, "--label", "m", "--users", "4",
+             "--spawn-rate", "4", "--run-time", "5s", "--report-dir", str(tmp_path), "-q"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, DASHSCOPE_API_KEY="k"),
+        )
+        _wait_for(lambda: _requests(base_url) > 50)
+        mock.kill()
+        mock.wait()
+        out, err = load.communicate(timeout=90)
+    finally:
+        for proc in (mock, locals().get("load")):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert load.returncode == 1, err
+    assert time.monotonic() - start < 40
+    assert "error storm:" in err and "connect_error" in err and "VERDICT error storm" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    region = summary["regions"]["m"]
+    assert region["requests"] - region["failures"] > 0
+    assert 0 < region["errors_by_code"]["connect_error"] <= 4 * 12  # not thousands: 4 users backing off
+    backoff = summary["generator"]["backoff"]
+    assert backoff["count"] >= region["errors_by_code"]["connect_error"] - 4 and backoff["seconds"] > 1
+    assert _verdicts(tmp_path)["error_storm"]["worst_window"]["failures"] >= 10
+
+
+def test_a_rate_limited_target_gets_the_retry_after_it_asks_for(tmp_path):
+    """Every answer after the first is 429 with `Retry-After: 1`: each user sends about once a second
+    (before: thousands of requests a second), the waits are counted, and the storm is a verdict."""
+    with HostileServer("ratelimit", preflight_ok=True, ok_first=1) as server:
+        proc = chatconf("--base-url", server.base_url, "--label", "limited", "--users", "3", "--spawn-rate", "3",
+                        "--run-time", "4s", "--report-dir", str(tmp_path), "-q", env={"DASHSCOPE_API_KEY": "k"})
+        sent = server.requests - 1  # the preflight
+    assert proc.returncode == 1, proc.stderr
+    assert "error storm:" in proc.stderr and "HTTP 429" in proc.stderr
+    assert 3 <= sent <= 3 * (4 + 2)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    backoff = summary["generator"]["backoff"]
+    assert backoff["count"] >= sent - 4 and backoff["seconds"] >= 0.9 * (sent - 7)
+    ok = [s for s in samples_of(tmp_path) if s["ok"]]
+    assert all(s["e2e_stream_ms"] < 500 for s in ok)  # the 1 s waits are never part of a latency
+
+
+def test_a_target_that_never_answers_is_zero_completed(tmp_path):
+    with HostileServer("hang", preflight_ok=True) as server:
+        proc = chatconf("--base-url", server.base_url, "--label", "silent", "--users", "2", "--spawn-rate", "2",
+                        "--run-time", "2s", "--report-dir", str(tmp_path), "-q", env={"DASHSCOPE_API_KEY": "k"})
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("chatconf load:")]
+    assert lines == ["chatconf load: zero completed requests in 2.0 s: no request finished; "
+                     "2 were in flight at the stop"]
+    assert set(_verdicts(tmp_path)) == {"zero_completed"}
+
+
+def test_a_key_echoed_in_error_bodies_and_headers_is_redacted_in_worker_samples(tmp_path):
+    """A server that answers 500 quoting the Authorization header in its error code, message and
+    request id: the worker process redacts it before it becomes a sample, a log line or a report."""
+    secret = "lv-echo-secret-7f3k9q"
+    with HostileServer("echo-key-500", preflight_ok=True) as server:
+        proc = chatconf("--base-url", server.base_url, "--label", "echo", "--workers", "1", "--users", "2",
+                        "--spawn-rate", "2", "--run-time", "10s", "--report-dir", str(tmp_path),
+                        env={"DASHSCOPE_API_KEY": secret})
+    assert proc.returncode == 2, proc.stderr  # the first 20 requests all failed the same way
+    samples = samples_of(tmp_path)
+    assert samples and all(s["error_code"] == "auth=[REDACTED]" for s in samples)
+    assert all(s["request_id"] == "[REDACTED]" for s in samples)
+    for name in ("summary.json", "samples.jsonl", "report.html", "locust.log"):
+        assert secret not in (tmp_path / name).read_text(), name
+    assert secret not in proc.stdout + proc.stderr

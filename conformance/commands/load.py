@@ -254,12 +254,12 @@ def _exit_code(summary: dict[str, Any], api_key_env: str) -> int:
               + (f" (check {api_key_env})" if "HTTP 401" in summary["stopped_early"] else ""), file=sys.stderr)
         return EXIT_USAGE
     violations = sum(r.get("conformance_violations", 0) for r in regions.values())
-    ok = sum(r.get("requests", 0) - r.get("failures", 0) for r in regions.values())
-    total = sum(r.get("requests", 0) for r in regions.values())
-    if total and not ok:
-        codes = sorted({c for r in regions.values() for c in r.get("errors_by_code", {})})
-        hint = f" (check {api_key_env})" if "401" in codes else ""
-        print(f"chatconf load: every request failed: {', '.join(codes)}{hint}", file=sys.stderr)
+    verdicts = summary.get("verdicts") or []
+    codes = {c for r in regions.values() for c in r.get("errors_by_code", {})}
+    for verdict in verdicts:  # lost workers, error storm, zero completed (loadtests/verdicts.py)
+        hint = f" (check {api_key_env})" if verdict.get("name") == "zero_completed" and "401" in codes else ""
+        print(f"chatconf load: {console_text(str(verdict.get('message')))}{hint}", file=sys.stderr)
+    if verdicts:
         return EXIT_FAILED
     if violations:
         print(f"chatconf load: {violations} conformance violations in the streamed responses", file=sys.stderr)
