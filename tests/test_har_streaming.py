@@ -1,0 +1,51 @@
+"""HAR files are read one entry at a time: peak memory does not grow with the file (a day of traffic
+is gigabytes; reading it whole cost about 3.3x its size in RSS, so 2 GB did not fit the machine)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+URL = "https://dashscope-intl.aliyuncs.com/compatible-mode/v1/chat/completions"
+
+
+def write_har(path: Path, entries: int) -> None:
+    chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1715931028, "model": "qwen-plus",
+             "choices": [{"index": 0, "delta": {"content": " word"}, "finish_reason": None}]}
+    first = {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+    last = {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    sse = "".join(f"data: {json.dumps(c)}\n\n" for c in [first, *[chunk] * 60, last]) + "data: [DONE]\n\n"
+    entry = json.dumps({
+        "request": {"method": "POST", "url": URL, "headers": [{"name": "Content-Type", "value": "application/json"}],
+                    "postData": {"mimeType": "application/json", "text": json.dumps(
+                        {"model": "qwen-plus", "stream": True, "messages": [{"role": "user", "content": "Hi"}]})}},
+        "response": {"status": 200, "headers": [{"name": "Content-Type", "value": "text/event-stream"}],
+                     "content": {"mimeType": "text/event-stream", "text": sse}},
+        "timings": {"wait": 300, "receive": 500}})
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write('{"log": {"version": "1.2", "entries": [')
+        fh.write(",".join([entry] * entries))
+        fh.write("]}}")
+
+
+def peak_rss_mb(path: Path) -> tuple[int, float, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", "validate", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    out = proc.stdout.read() if proc.stdout else ""
+    return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024, out
+
+
+def test_memory_stays_flat_as_the_har_grows(tmp_path: Path):
+    small, large = tmp_path / "small.har", tmp_path / "large.har"
+    write_har(small, 500)
+    write_har(large, 4000)
+    assert large.stat().st_size > 35 * 1024 * 1024
+    code_small, rss_small, _ = peak_rss_mb(small)
+    code_large, rss_large, out = peak_rss_mb(large)
+    assert (code_small, code_large) == (0, 0), out
+    assert "VALID (4000 exchanges)" in out
+    assert rss_large - rss_small < 25, (rss_small, rss_large)  # whole-document reading: about +110 MB here
