@@ -163,13 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--spawn-rate", type=float, default=10.0, help="users started per second")
     load.add_argument("--run-time", default="10s", help="bounded run time, e.g. 30s, 2m")
     load.add_argument("--rate", type=float, help="open loop: target requests per second (all users)")
-    load.add_argument("--arrivals", choices=["constant", "poisson"], default="poisson",
-                      help="open-loop arrival process (with --rate)")
+    load.add_argument("--arrivals", choices=["constant", "poisson"],
+                      help="open-loop arrival process, with --rate (default: poisson)")
     load.add_argument("--max-requests", type=int, help="stop after this many requests")
     load.add_argument("--report-dir", help="write summary.json, samples.jsonl and report.html here")
-    load.add_argument("--workers", type=int, default=0, help="run N local Locust workers under a master")
+    load.add_argument("--workers", type=int, default=0,
+                      help="run N local Locust worker processes under a master (0: one process, no master)")
     load.add_argument("--calibrate", action="store_true",
                       help="measure the harness's own bias against the mock's known latencies")
+    load.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (instead of the table)")
     load.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     for command in commands_of(parser).values():
         command.add_argument("--config", metavar="FILE", help=argparse.SUPPRESS)

@@ -16,6 +16,7 @@ from conformance.stats import summarize
 
 from .checking import checker_available
 from .metrics import StreamMetrics
+from .saturation import generator_warnings
 from .verdicts import run_verdicts
 
 DIST_KEYS = ("ttft_ms", "first_event_ms", "first_content_ms", "itl_ms", "tpot_ms", "e2e_ms", "e2e_stream_ms")
@@ -226,6 +227,7 @@ class Collector:
             in_flight=self.cancelled,
             workers=meta.get("lost_workers"),
         )
+        out["generator"]["warnings"] = generator_warnings(out)
         if meta.get("max_requests"):
             out["max_requests"] = meta["max_requests"]
         return out

@@ -83,8 +83,10 @@ def format_table(summary: dict[str, Any]) -> str:
     if summary.get("simulated"):
         lines.append("SIMULATED: embedded mock with simulated region latency (not real DashScope numbers)")
     lines.append("  ".join(name.rjust(width) if i else name.ljust(width) for i, (name, width) in enumerate(COLUMNS)))
+    if summary.get("interrupted"):
+        lines.append("INTERRUPTED: the run was stopped before its end; these figures are partial")
     for label, r in (summary.get("regions") or {}).items():
-        name = label + (" (sim)" if r.get("simulated") else "")
+        name = console_text(label) + (" (sim)" if r.get("simulated") else "")
         cells = [
             name.ljust(14),
             _fmt(r["requests"], 6),
@@ -131,6 +133,7 @@ def format_table(summary: dict[str, Any]) -> str:
     lines.append(
         "times in ms; percentiles exact from raw samples; ttft counts reasoning and tool calls, 1st-content does not"
     )
+    lines.extend(f"WARNING generator saturated: {w}" for w in gen.get("warnings") or ())
     lines.extend(verdict_lines(summary))
     return "\n".join(lines)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from conformance.jsonutil import dumpb, dumps
 from conformance.outputs import write_atomic
+from conformance.recording import json_lines
 
 from .report_html import render_html
 
@@ -33,3 +34,10 @@ def write_reports(
     write_atomic(out / "report.html", render_html(summary, samples))
     write_atomic(out / "summary.json", dumps(summary, indent=True) + "\n")
     return out
+
+
+def read_samples(report_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The raw samples a run wrote (to re-render its report, e.g. marked partial after Ctrl-C)."""
+    path = Path(report_dir) / "samples.jsonl"
+    with path.open(encoding="utf-8") as fh:
+        return [s for _, s in json_lines(fh) if isinstance(s, dict)]

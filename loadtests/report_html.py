@@ -64,7 +64,9 @@ def _chart(
     xmin = min(0.0, min(p[0] for p in pts))
     xmax = xmax if xmax > xmin else xmin + 1
     ymax = ymax if ymax > 0 else 1
-    pw, ph = W - ML - MR, H - MT - MB
+    legend = max((len(name) for name, s in series if s), default=0) * 6.2 + 42  # legends are never cut
+    width = max(W, int(W - MR + legend))
+    pw, ph = width - ML - max(MR, int(legend)), H - MT - MB
 
     def sx(x: float) -> float:
         return ML + (min(x, xmax) - xmin) / (xmax - xmin) * pw
@@ -73,7 +75,7 @@ def _chart(
         return MT + ph - min(y, ymax) / ymax * ph
 
     out = [
-        f'<svg viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" xmlns="http://www.w3.org/2000/svg">',
+        f'<svg viewBox="0 0 {width} {H}" width="{width}" height="{H}" role="img" xmlns="http://www.w3.org/2000/svg">',
         f'<rect x="{ML}" y="{MT}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ccc"/>',
     ]
     for t in _nice_ticks(xmin, xmax):
@@ -141,6 +143,9 @@ def _p(values: Sequence[float], q: float) -> float:
     return data[min(len(data) - 1, int(q / 100 * (len(data) - 1)))]
 
 
+_COLUMN_NAMES = {"queue_ttft_ms": "queue-inclusive ttft", "queue_ms": "send lag"}
+
+
 def _region_table(summary: dict[str, Any]) -> str:
     cols = [
         ("requests", None),
@@ -160,7 +165,10 @@ def _region_table(summary: dict[str, Any]) -> str:
         ("e2e_stream_ms", "p50"),
         ("conformance_violations", None),
     ]
-    head = "".join(f"<th>{_esc(k.replace('_ms', '').replace('_', ' '))}{' ' + q if q else ''}</th>" for k, q in cols)
+    if any((r.get("queue_ttft_ms") or {}).get("count") for r in summary.get("regions", {}).values()):
+        cols += [("queue_ttft_ms", "p50"), ("queue_ttft_ms", "p99"), ("queue_ms", "p99")]  # open loop
+    head = "".join(f"<th>{_esc(_COLUMN_NAMES.get(k, k.replace('_ms', '').replace('_', ' ')))}{' ' + q if q else ''}</th>"
+                   for k, q in cols)
     rows = []
     for label, r in summary.get("regions", {}).items():
         cells = []
@@ -174,6 +182,20 @@ def _region_table(summary: dict[str, Any]) -> str:
         name = _esc(label) + (' <span class="sim">simulated</span>' if r.get("simulated") else "")
         rows.append(f"<tr><th>{name}</th>{''.join(cells)}</tr>")
     return f"<table><tr><th>region</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _error_counts(region: dict[str, Any]) -> dict[str, int]:
+    """Every failure kind with its count: an error code's detail ("429:limit_requests") where the answer
+    had one, else the kind itself (dropped connections, connect errors and timeouts carry no code)."""
+    out: dict[str, int] = {}
+    detail = region.get("errors_by_detail") or {}
+    for kind, count in (region.get("errors_by_code") or {}).items():
+        parts = {k: v for k, v in detail.items() if k.split(":", 1)[0] == kind}
+        out.update(parts)
+        rest = count - sum(parts.values())
+        if rest > 0:
+            out[kind] = rest
+    return out
 
 
 def _timeline(samples: Sequence[dict[str, Any]], labels: Sequence[str]) -> tuple[str, str]:
@@ -314,6 +336,13 @@ def render_html(summary: dict[str, Any], samples: Sequence[dict[str, Any]]) -> s
     urls = target.get("base_urls") or {}
     if urls:
         parts.append("<p>" + "; ".join(f"<b>{_esc(k)}</b>: <code>{_esc(v)}</code>" for k, v in urls.items()) + "</p>")
+    if summary.get("interrupted"):
+        parts.append('<p class="banner">INTERRUPTED: the run was stopped before its end (Ctrl-C); '
+                     "every figure below is partial.</p>")
+    warnings = (summary.get("generator") or {}).get("warnings") or []
+    if warnings:
+        parts.append('<div class="banner"><b>Load generator saturated</b>: these latencies include the '
+                     "generator's own delays.<ul>" + "".join(f"<li>{_esc(w)}</li>" for w in warnings) + "</ul></div>")
     verdicts = summary.get("verdicts") or []
     if verdicts:
         parts.append(
@@ -384,7 +413,7 @@ def render_html(summary: dict[str, Any], samples: Sequence[dict[str, Any]]) -> s
     else:
         checker = (summary.get("generator") or {}).get("conformance_checker", "stream rules")
         parts.append(f'<p class="ok">No stream rule violations in {len(samples)} responses ({_esc(checker)}).</p>')
-    errors = {lb: r.get("errors_by_detail") or r.get("errors_by_code") for lb, r in summary.get("regions", {}).items()}
+    errors = {lb: _error_counts(r) for lb, r in summary.get("regions", {}).items()}
     if any(errors.values()):
         parts.append(
             "<h3>Errors</h3><ul>"

@@ -96,6 +96,39 @@ def test_no_target_runs_simulated_regions_and_writes_the_design_summary(tmp_path
     assert len(samples_of(tmp_path)) == total
     html = (tmp_path / "report.html").read_text()
     assert "SIMULATED" in html and "<svg" in html and "http://" not in html.split("<body>")[0]
+    for name in ("singapore first content", "virginia first content"):  # legends are never cut off
+        svg = html.split(f'class="legend">{name}<', 1)[0].rsplit("<svg", 1)[1]
+        width = int(svg.split('width="', 1)[1].split('"', 1)[0])
+        x = float(html.split(f'class="legend">{name}<', 1)[0].rsplit('<text x="', 1)[1].split('"', 1)[0])
+        assert x + 6.2 * len(name) <= width
+
+
+def test_json_prints_the_summary_on_stdout(tmp_path):
+    proc = chatconf("--run-time", "2s", "--users", "2", "--json", "--report-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == json.loads((tmp_path / "summary.json").read_text())
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--arrivals", "poisson"], "--arrivals poisson shapes open-loop arrivals: give --rate"),
+    (["--model", "nope-model"], "built-in mock serves only the models of profile 'dashscope'"),
+])
+def test_load_usage_errors_are_one_line_before_any_load(args, words):
+    start = time.monotonic()
+    proc = chatconf(*args, "--run-time", "30s")
+    assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert time.monotonic() - start < 15
+
+
+def test_load_without_locust_says_how_to_install_it(monkeypatch, capsys):
+    import importlib.util
+
+    from conformance.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "locust" else real(name, *a))
+    assert main(["load", "--run-time", "1s"]) == 2
+    assert "pip install 'chatconf[load]'" in capsys.readouterr().err
 
 
 def test_master_and_two_workers_merge_exactly(tmp_path, known_mock):
@@ -307,8 +340,9 @@ def test_sigint_stops_everything_and_leaves_no_children(tmp_path):
     assert proc.returncode == 130, err
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, [p.cmdline() for p in alive]
-    if (tmp_path / "summary.json").exists():  # a partial report of what ran (when the test had started)
-        assert json.loads((tmp_path / "summary.json").read_text())["tool"] == "chatconf"
+    summary = json.loads((tmp_path / "summary.json").read_text())  # a partial report of what ran, marked so
+    assert summary["tool"] == "chatconf" and summary["interrupted"] is True
+    assert "INTERRUPTED" in (tmp_path / "report.html").read_text()
 
 
 # -- the preflight, early stop and usage errors ----------------------------------------------------

@@ -10,6 +10,8 @@ prints the per-region table from the summary.json the master wrote.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import json
 import re
 import shutil
 import signal
@@ -20,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import UsageError
-from ..outputs import EXIT_OUTPUT, report_dir_lock
+from ..outputs import EXIT_OUTPUT, OutputError, report_dir_lock
 from ..preflight import check_output_dir, preflight, preflight_timeout
 from ..profiles import ProfileError, load_profile
 from ..redact import console_text, register_secret
@@ -97,7 +99,7 @@ def custom_args(
     if simulated:
         out += ["--chatconf-simulated", "1"]
     if args.rate:
-        out += ["--chatconf-rate", f"{args.rate:g}", "--chatconf-arrivals", args.arrivals]
+        out += ["--chatconf-rate", f"{args.rate:g}", "--chatconf-arrivals", args.arrivals or "poisson"]
     if args.max_requests:
         out += ["--chatconf-max-requests", str(args.max_requests)]
     if mix:
@@ -122,6 +124,9 @@ def validate_args(args: Any) -> float:
         raise UsageError("--spawn-rate must be positive")
     if args.rate is not None and args.rate <= 0:
         raise UsageError("--rate must be positive (requests per second)")
+    if args.arrivals and args.rate is None:
+        raise UsageError(f"--arrivals {args.arrivals} shapes open-loop arrivals: give --rate (requests per second) "
+                         "too, or drop it for a closed loop of --users")
     if args.workers < 0 or args.workers > 64:
         raise UsageError("--workers must be between 0 and 64")
     if args.max_requests is not None and args.max_requests < 1:
@@ -136,6 +141,8 @@ def main(args: Any) -> int:
 
 def _main(args: Any, hold: contextlib.ExitStack) -> int:
     run_time = validate_args(args)
+    if importlib.util.find_spec("locust") is None:
+        raise UsageError("chatconf load runs Locust, which is not installed: pip install 'chatconf[load]'")
     try:
         profile = load_profile(args.profile or "dashscope")
     except ProfileError as exc:
@@ -143,6 +150,10 @@ def _main(args: Any, hold: contextlib.ExitStack) -> int:
     model = args.model or profile.default_model
     api_key_env = args.api_key_env or profile.api_key_env
     targets = resolve_targets(args, profile)
+    if not targets and not args.calibrate and not profile.model(model).known:
+        raise UsageError(f"the built-in mock serves only the models of profile {profile.name!r} "
+                         f"({', '.join(profile.model_names)}), not {model!r}: pick one with --model, "
+                         "or load that model's server with --base-url")
     if args.report_dir:
         check_output_dir(args.report_dir, "--report-dir")
         hold.enter_context(report_dir_lock(args.report_dir))  # one chatconf per report dir
@@ -213,9 +224,9 @@ def _main(args: Any, hold: contextlib.ExitStack) -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up
             print("chatconf load: interrupted, stopping Locust (partial report follows)", file=sys.stderr)
             run.stop()
-            summary = read_summary(report_dir)
+            summary = mark_interrupted(report_dir)
             if summary is not None:
-                print(_table(summary))
+                _show(summary, args)
             return EXIT_INTERRUPTED
         failed_write = report_error(run.progress_lines)
         if failed_write is not None:
@@ -227,7 +238,7 @@ def _main(args: Any, hold: contextlib.ExitStack) -> int:
             detail = f"; last lines of locust.log:\n{tail}" if tail else ""
             print(f"chatconf load: error: Locust exited with code {code} without a report{detail}", file=sys.stderr)
             return EXIT_USAGE
-        print(_table(summary))
+        _show(summary, args)
         if args.report_dir:
             print(f"reports: {report_dir}/summary.json, samples.jsonl, report.html", file=sys.stderr)
         return _exit_code(summary, api_key_env)
@@ -241,10 +252,33 @@ def _main(args: Any, hold: contextlib.ExitStack) -> int:
         signal.signal(signal.SIGINT, previous)
 
 
-def _table(summary: dict[str, Any]) -> str:
+def _show(summary: dict[str, Any], args: Any) -> None:
+    """The per-region table, or with --json the summary itself (stdout carries nothing else)."""
+    if getattr(args, "json", False):
+        print(json.dumps(summary, indent=2))
+        return
     from loadtests.report_console import format_table
 
-    return format_table(summary)
+    print(format_table(summary))
+
+
+def mark_interrupted(report_dir: Path) -> dict[str, Any] | None:
+    """After Ctrl-C: the summary Locust wrote, marked partial in every report file (the master only
+    knows it was told to stop, not why). None when Locust stopped before writing one."""
+    from loadtests.launcher import read_summary
+
+    summary = read_summary(report_dir)
+    if summary is None:
+        return None
+    summary["interrupted"] = True
+    try:
+        from loadtests.report_files import read_samples, write_reports
+
+        write_reports(report_dir, summary, read_samples(report_dir))
+    except (OSError, ValueError, OutputError) as exc:
+        print(f"chatconf load: the partial reports could not be marked as such: {console_text(str(exc))}",
+              file=sys.stderr)
+    return summary
 
 
 def _exit_code(summary: dict[str, Any], api_key_env: str) -> int:
