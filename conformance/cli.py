@@ -48,8 +48,10 @@ _EXITS = {
            "2 usage error or target unusable (preflight); 3 internal error; 130 interrupted (reports marked partial)",
     "validate": "0 every capture valid; 1 violations; 2 usage error or unreadable input; 3 internal error; "
                 "130 interrupted",
-    "load": "0 run complete; 1 requests failed their stream checks or the run could not deliver its results; "
-            "2 usage error or target unusable; 3 internal error; 130 interrupted",
+    "load": "0 run complete and every objective met; 1 an objective failed (--slo; error_rate<=1% by default), "
+            "streams broke the stream rules, or a verdict (lost workers, error storm, zero completed); 2 usage error "
+            "or target unusable (preflight, or the first requests all failing the same way); 3 internal error; "
+            "4 a report could not be written; 130 interrupted (reports marked partial)",
     "mock": "0 stopped by Ctrl-C; 2 usage error (bad flag, port in use); 3 internal error",
     "report": "0 written; 2 usage error or unreadable summary; 3 internal error",
 }
@@ -60,7 +62,8 @@ _EXAMPLES = {
     "validate": ["chatconf validate captures/ session.har stream.sse", "chatconf validate --json --strict prod.har"],
     "load": ["chatconf load --users 20 --run-time 30s",
              "chatconf load --regions singapore,virginia --rate 5 --run-time 2m --report-dir reports/load",
-             "chatconf load --workers 2 --users 100 --run-time 1m"],
+             "chatconf load --workers 2 --users 100 --run-time 1m",
+             "chatconf load --base-url http://gw:8080/v1 --slo 'ttft_p99<=800ms,tpot_p50<=40ms,error_rate<=1%'"],
     "mock": ["chatconf mock --port 8000", "chatconf mock --api-key sk-test --latency singapore --fault no-done"],
     "report": ["chatconf report reports/sg reports/va --label Singapore --label Virginia -o matrix.html",
                "chatconf report reports/ -o all.html   # every report dir below reports/, runs and load runs"],
@@ -171,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run N local Locust worker processes under a master (0: one process, no master)")
     load.add_argument("--calibrate", action="store_true",
                       help="measure the harness's own bias against the mock's known latencies")
+    load.add_argument("--slo", metavar="SPEC",
+                      help="objectives, e.g. 'ttft_p99<=800ms,tpot_p50<=40ms,error_rate<=1%%' (per target: "
+                           "'singapore:ttft_p99<=1s'); a failed one is exit 1 (default: error_rate<=1%%; 'none': off)")
     load.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (instead of the table)")
     load.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     for command in commands_of(parser).values():

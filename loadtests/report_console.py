@@ -133,6 +133,7 @@ def format_table(summary: dict[str, Any]) -> str:
     lines.append(
         "times in ms; percentiles exact from raw samples; ttft counts reasoning and tool calls, 1st-content does not"
     )
+    lines.extend(slo_lines(summary.get("slo")))
     lines.extend(f"WARNING generator saturated: {w}" for w in gen.get("warnings") or ())
     lines.extend(verdict_lines(summary))
     return "\n".join(lines)
@@ -141,3 +142,18 @@ def format_table(summary: dict[str, Any]) -> str:
 def verdict_lines(summary: dict[str, Any]) -> list[str]:
     """One `VERDICT` line per verdict of the run (lost workers, error storm, zero completed)."""
     return [f"VERDICT {console_text(str(v.get('message', v.get('name'))))}" for v in summary.get("verdicts") or ()]
+
+
+def slo_lines(slo: dict[str, Any] | None) -> list[str]:
+    """The objectives, each with what was measured, and goodput (requests/s meeting every latency objective)."""
+    if not slo:
+        return []
+    from .slo import describe
+
+    out = [f"SLO {'met' if slo.get('passed') else 'NOT MET'}: " + "; ".join(
+        console_text(describe(r)) for r in slo.get("objectives", []))]
+    if "goodput_per_s" in slo:
+        by_target = ", ".join(f"{console_text(k)} {v:g}" for k, v in (slo.get("goodput_by_target") or {}).items())
+        out.append(f"goodput {slo['goodput_per_s']:g} req/s meeting {', '.join(slo.get('goodput_objectives', []))}"
+                   + (f" ({by_target})" if by_target else ""))
+    return out

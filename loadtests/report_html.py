@@ -184,6 +184,25 @@ def _region_table(summary: dict[str, Any]) -> str:
     return f"<table><tr><th>region</th>{head}</tr>{''.join(rows)}</table>"
 
 
+def _slo_html(slo: dict[str, Any] | None) -> str:
+    """Each objective with the measured value and its verdict; goodput under the latency objectives."""
+    if not slo:
+        return ""
+    rows = "".join(
+        f'<tr><td style="text-align:left"><code>{_esc(r.get("objective"))}</code></td><td>{_esc(r.get("scope"))}</td>'
+        f"<td>{_esc('-' if r.get('measured') is None else r['measured'])} {_esc(r.get('unit'))}</td>"
+        f'<td class="{"ok" if r.get("passed") else "bad"}">{"pass" if r.get("passed") else "FAIL"}</td></tr>'
+        for r in slo.get("objectives", [])
+    )
+    verdict = "met" if slo.get("passed") else "NOT MET"
+    good = ""
+    if "goodput_per_s" in slo:
+        good = (f"<p>Goodput: <b>{slo['goodput_per_s']:g} requests/s</b> met every latency objective "
+                f"({_esc(', '.join(slo.get('goodput_objectives', [])))}).</p>")
+    return (f'<h2>Service-level objectives: {verdict}</h2><table><tr><th>objective</th><th>scope</th>'
+            f"<th>measured</th><th>verdict</th></tr>{rows}</table>{good}")
+
+
 def _error_counts(region: dict[str, Any]) -> dict[str, int]:
     """Every failure kind with its count: an error code's detail ("429:limit_requests") where the answer
     had one, else the kind itself (dropped connections, connect errors and timeouts carry no code)."""
@@ -299,7 +318,7 @@ table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:
 th{background:#f3f3f3}tr th:first-child{text-align:left}.banner{background:#fff3cd;border:1px solid #e0c060;
 padding:8px 12px;font-weight:600}.sim{background:#fff3cd;border-radius:3px;padding:0 4px;font-size:11px}
 .tick{font-size:10px;fill:#555}.axis{font-size:12px;fill:#333}.legend{font-size:11px;fill:#222}
-.grid{display:flex;flex-wrap:wrap;gap:18px}.grid>div{flex:0 0 auto}.ok{color:#2a7}.empty{color:#888}
+.grid{display:flex;flex-wrap:wrap;gap:18px}.grid>div{flex:0 0 auto}.ok{color:#2a7}.bad{color:#c22;font-weight:600}.empty{color:#888}
 code{background:#f3f3f3;padding:0 3px}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}
 dt{font-weight:600}"""
 
@@ -350,6 +369,7 @@ def render_html(summary: dict[str, Any], samples: Sequence[dict[str, Any]]) -> s
             + "".join(f"<li><b>{_esc(v.get('name'))}</b>: {_esc(v.get('message'))}</li>" for v in verdicts)
             + "</ul>"
         )
+    parts.append(_slo_html(summary.get("slo")))
     parts.append("<h2>Per region</h2>" + _region_table(summary))
 
     ttft_series = [

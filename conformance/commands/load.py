@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import UsageError
-from ..outputs import EXIT_OUTPUT, OutputError, report_dir_lock
+from ..outputs import EXIT_OUTPUT, report_dir_lock
 from ..preflight import check_output_dir, preflight, preflight_timeout
 from ..profiles import ProfileError, load_profile
 from ..redact import console_text, register_secret
@@ -150,6 +150,12 @@ def _main(args: Any, hold: contextlib.ExitStack) -> int:
     model = args.model or profile.default_model
     api_key_env = args.api_key_env or profile.api_key_env
     targets = resolve_targets(args, profile)
+    try:
+        from loadtests import slo
+
+        objectives = slo.parse(args.slo, labels=targets or profile.regions)
+    except slo.SLOError as exc:
+        raise UsageError(str(exc)) from None
     if not targets and not args.calibrate and not profile.model(model).known:
         raise UsageError(f"the built-in mock serves only the models of profile {profile.name!r} "
                          f"({', '.join(profile.model_names)}), not {model!r}: pick one with --model, "
@@ -170,7 +176,7 @@ def _main(args: Any, hold: contextlib.ExitStack) -> int:
             preflight(url, model=model, api_key=api_key, api_key_env=api_key_env,
                       timeout_s=preflight_timeout(not is_loopback(url)))
 
-    from loadtests.launcher import LocustRun, read_summary, report_error
+    from loadtests.launcher import LocustRun, report_error
 
     mock = None
     tmp_dir = None
@@ -224,7 +230,7 @@ def _main(args: Any, hold: contextlib.ExitStack) -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up
             print("chatconf load: interrupted, stopping Locust (partial report follows)", file=sys.stderr)
             run.stop()
-            summary = mark_interrupted(report_dir)
+            summary = finalize(report_dir, objectives, interrupted=True)
             if summary is not None:
                 _show(summary, args)
             return EXIT_INTERRUPTED
@@ -232,7 +238,7 @@ def _main(args: Any, hold: contextlib.ExitStack) -> int:
         if failed_write is not None:
             print(f"chatconf load: error: {console_text(failed_write)}", file=sys.stderr)
             return EXIT_OUTPUT
-        summary = read_summary(report_dir)
+        summary = finalize(report_dir, objectives)
         if summary is None:
             tail = _tail(report_dir / "locust.log")
             detail = f"; last lines of locust.log:\n{tail}" if tail else ""
@@ -262,22 +268,28 @@ def _show(summary: dict[str, Any], args: Any) -> None:
     print(format_table(summary))
 
 
-def mark_interrupted(report_dir: Path) -> dict[str, Any] | None:
-    """After Ctrl-C: the summary Locust wrote, marked partial in every report file (the master only
-    knows it was told to stop, not why). None when Locust stopped before writing one."""
+def finalize(report_dir: Path, objectives: list[Any], *, interrupted: bool = False) -> dict[str, Any] | None:
+    """The summary Locust wrote, judged against the objectives on its raw samples (and marked partial
+    after Ctrl-C: the master only knows it was told to stop, not why), every report file rewritten
+    with the verdict. None when Locust stopped before writing a summary."""
+    from loadtests import slo
     from loadtests.launcher import read_summary
+    from loadtests.report_files import read_samples, write_reports
 
     summary = read_summary(report_dir)
     if summary is None:
         return None
-    summary["interrupted"] = True
     try:
-        from loadtests.report_files import read_samples, write_reports
-
-        write_reports(report_dir, summary, read_samples(report_dir))
-    except (OSError, ValueError, OutputError) as exc:
-        print(f"chatconf load: the partial reports could not be marked as such: {console_text(str(exc))}",
+        samples = read_samples(report_dir)
+    except (OSError, ValueError) as exc:
+        print(f"chatconf load: cannot read the samples to judge the objectives: {console_text(str(exc))}",
               file=sys.stderr)
+        return summary
+    if objectives:
+        summary["slo"] = slo.evaluate(objectives, samples, float(summary.get("duration_s") or 0.0))
+    if interrupted:
+        summary["interrupted"] = True
+    write_reports(report_dir, summary, samples)  # OutputError: exit 4, one line (cli.py)
     return summary
 
 
@@ -293,9 +305,11 @@ def _exit_code(summary: dict[str, Any], api_key_env: str) -> int:
     for verdict in verdicts:  # lost workers, error storm, zero completed (loadtests/verdicts.py)
         hint = f" (check {api_key_env})" if verdict.get("name") == "zero_completed" and "401" in codes else ""
         print(f"chatconf load: {console_text(str(verdict.get('message')))}{hint}", file=sys.stderr)
-    if verdicts:
-        return EXIT_FAILED
+    from loadtests import slo
+
+    missed = slo.failed(summary.get("slo"))
+    for result in missed:
+        print(f"chatconf load: objective not met: {console_text(slo.describe(result))}", file=sys.stderr)
     if violations:
         print(f"chatconf load: {violations} conformance violations in the streamed responses", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+    return EXIT_FAILED if verdicts or missed or violations else EXIT_OK
