@@ -523,7 +523,8 @@ def test_a_target_that_never_answers_is_zero_completed(tmp_path):
     assert proc.returncode == 1, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("chatconf load:")]
     assert lines == ["chatconf load: zero completed requests in 2.0 s: no request finished; "
-                     "2 were in flight at the stop"]
+                     "2 were in flight at the stop",
+                     "chatconf load: objective not met: error_rate<=1%: no samples (FAIL)"]
     assert set(_verdicts(tmp_path)) == {"zero_completed"}
 
 
