@@ -63,7 +63,8 @@ _EXAMPLES = {
     "load": ["chatconf load --users 20 --run-time 30s",
              "chatconf load --regions singapore,virginia --rate 5 --run-time 2m --report-dir reports/load",
              "chatconf load --workers 2 --users 100 --run-time 1m",
-             "chatconf load --base-url http://gw:8080/v1 --slo 'ttft_p99<=800ms,tpot_p50<=40ms,error_rate<=1%'"],
+             "chatconf load --base-url http://gw:8080/v1 --slo 'ttft_p99<=800ms,tpot_p50<=40ms,error_rate<=1%'",
+             "chatconf load --base-url http://gw:8080/v1 --sweep --users 4 --run-time 20s --slo 'ttft_p99<=800ms'"],
     "mock": ["chatconf mock --port 8000", "chatconf mock --api-key sk-test --latency singapore --fault no-done"],
     "report": ["chatconf report reports/sg reports/va --label Singapore --label Virginia -o matrix.html",
                "chatconf report reports/ -o all.html   # every report dir below reports/, runs and load runs"],
@@ -177,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--slo", metavar="SPEC",
                       help="objectives, e.g. 'ttft_p99<=800ms,tpot_p50<=40ms,error_rate<=1%%' (per target: "
                            "'singapore:ttft_p99<=1s'); a failed one is exit 1 (default: error_rate<=1%%; 'none': off)")
+    load.add_argument("--sweep", action="store_true",
+                      help="capacity search: from --users (or --rate) double the load until an objective is missed, "
+                           "then bisect; each target on its own, --run-time per step")
+    load.add_argument("--sweep-steps", type=int, default=8, metavar="N", help="at most N steps per target")
+    load.add_argument("--sweep-time", type=float, default=900.0, metavar="S",
+                      help="whole-sweep time budget in seconds; no step starts that would pass it")
     load.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (instead of the table)")
     load.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     for command in commands_of(parser).values():

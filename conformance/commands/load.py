@@ -10,6 +10,7 @@ prints the per-region table from the summary.json the master wrote.
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import json
 import re
@@ -17,6 +18,7 @@ import shutil
 import signal
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -131,6 +133,13 @@ def validate_args(args: Any) -> float:
         raise UsageError("--workers must be between 0 and 64")
     if args.max_requests is not None and args.max_requests < 1:
         raise UsageError("--max-requests must be at least 1")
+    if args.sweep:
+        if args.calibrate or args.max_requests:
+            raise UsageError("--sweep runs its own steps; drop --calibrate and --max-requests")
+        if not 1 <= args.sweep_steps <= 50:
+            raise UsageError("--sweep-steps must be between 1 and 50")
+        if args.sweep_time <= 0:
+            raise UsageError("--sweep-time must be positive (seconds)")
     return parse_run_time(args.run_time)
 
 
@@ -176,12 +185,9 @@ def _main(args: Any, hold: contextlib.ExitStack) -> int:
             preflight(url, model=model, api_key=api_key, api_key_env=api_key_env,
                       timeout_s=preflight_timeout(not is_loopback(url)))
 
-    from loadtests.launcher import LocustRun, report_error
-
     mock = None
     tmp_dir = None
     report_dir = Path(args.report_dir) if args.report_dir else None
-    run: LocustRun | None = None
     previous = signal.getsignal(signal.SIGINT)
     try:
         if not targets:
@@ -198,8 +204,6 @@ def _main(args: Any, hold: contextlib.ExitStack) -> int:
             tmp_dir = tempfile.mkdtemp(prefix="chatconf-load-")
             report_dir = Path(tmp_dir)
         report_dir.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(OSError):
-            (report_dir / "summary.json").unlink()
         simulated = mock is not None
         if simulated and not args.quiet:
             print(
@@ -207,55 +211,94 @@ def _main(args: Any, hold: contextlib.ExitStack) -> int:
                 f"({', '.join(targets)}); numbers measure the harness, not DashScope",
                 file=sys.stderr,
             )
-        run = LocustRun(
-            custom=custom_args(
-                targets=targets,
-                simulated=simulated,
-                args=args,
-                report_dir=report_dir,
-                model=model,
-                api_key_env=api_key_env,
-            ),
-            users=args.users,
-            spawn_rate=args.spawn_rate,
-            run_time=run_time,
-            workers=args.workers,
-            log_path=report_dir / "locust.log",
-            quiet=args.quiet,
-        )
-        run.start()
-        try:
-            code = run.wait()
-        except KeyboardInterrupt:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up
-            print("chatconf load: interrupted, stopping Locust (partial report follows)", file=sys.stderr)
-            run.stop()
-            summary = finalize(report_dir, objectives, interrupted=True)
-            if summary is not None:
-                _show(summary, args)
-            return EXIT_INTERRUPTED
-        failed_write = report_error(run.progress_lines)
-        if failed_write is not None:
-            print(f"chatconf load: error: {console_text(failed_write)}", file=sys.stderr)
-            return EXIT_OUTPUT
-        summary = finalize(report_dir, objectives)
-        if summary is None:
-            tail = _tail(report_dir / "locust.log")
-            detail = f"; last lines of locust.log:\n{tail}" if tail else ""
-            print(f"chatconf load: error: Locust exited with code {code} without a report{detail}", file=sys.stderr)
-            return EXIT_USAGE
+        session = Session(args=args, simulated=simulated, model=model, api_key_env=api_key_env,
+                          objectives=objectives, run_time=run_time)
+        if args.sweep:
+            from .load_sweep import sweep_targets
+
+            return sweep_targets(session, targets, report_dir)
+        outcome = session.run(targets, report_dir, users=args.users, rate=args.rate)
+        if outcome.code is not None:
+            return outcome.code
+        summary = outcome.summary
+        assert summary is not None
         _show(summary, args)
+        if outcome.interrupted:
+            return EXIT_INTERRUPTED
         if args.report_dir:
             print(f"reports: {report_dir}/summary.json, samples.jsonl, report.html", file=sys.stderr)
         return _exit_code(summary, api_key_env)
     finally:
-        if run is not None:
-            run.stop()
         if mock is not None:
             mock.stop()
         if tmp_dir is not None:
             shutil.rmtree(tmp_dir, ignore_errors=True)
         signal.signal(signal.SIGINT, previous)
+
+
+@dataclass
+class Outcome:
+    """One Locust run: its judged summary, or the exit code that ends the command."""
+
+    summary: dict[str, Any] | None = None
+    code: int | None = None
+    interrupted: bool = False
+
+
+@dataclass
+class Session:
+    """What every Locust run of one `chatconf load` shares (a sweep makes several)."""
+
+    args: Any
+    simulated: bool
+    model: str
+    api_key_env: str
+    objectives: list[Any]
+    run_time: float
+
+    def run(self, targets: dict[str, str], report_dir: Path, *, users: int, rate: float | None) -> Outcome:
+        """One bounded Locust run (local or master + workers) against `targets`, judged and reported."""
+        from loadtests.launcher import LocustRun, report_error
+
+        args = copy.copy(self.args)
+        args.rate = rate
+        report_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            (report_dir / "summary.json").unlink()
+        run = LocustRun(
+            custom=custom_args(targets=targets, simulated=self.simulated, args=args, report_dir=report_dir,
+                               model=self.model, api_key_env=self.api_key_env),
+            users=users,
+            spawn_rate=max(args.spawn_rate, users / 5) if args.sweep else args.spawn_rate,
+            run_time=self.run_time,
+            workers=args.workers,
+            log_path=report_dir / "locust.log",
+            quiet=args.quiet,
+        )
+        try:
+            run.start()
+            try:
+                code = run.wait()
+            except KeyboardInterrupt:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up
+                print("chatconf load: interrupted, stopping Locust (partial report follows)", file=sys.stderr)
+                run.stop()
+                summary = finalize(report_dir, self.objectives, interrupted=True)
+                return Outcome(summary, None if summary is not None else EXIT_INTERRUPTED, interrupted=True)
+            failed_write = report_error(run.progress_lines)
+            if failed_write is not None:
+                print(f"chatconf load: error: {console_text(failed_write)}", file=sys.stderr)
+                return Outcome(code=EXIT_OUTPUT)
+            summary = finalize(report_dir, self.objectives)
+            if summary is None:
+                tail = _tail(report_dir / "locust.log")
+                detail = f"; last lines of locust.log:\n{tail}" if tail else ""
+                print(f"chatconf load: error: Locust exited with code {code} without a report{detail}",
+                      file=sys.stderr)
+                return Outcome(code=EXIT_USAGE)
+            return Outcome(summary)
+        finally:
+            run.stop()
 
 
 def _show(summary: dict[str, Any], args: Any) -> None:
