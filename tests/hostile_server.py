@@ -15,6 +15,8 @@ the connection), `huge` (a 10 MB JSON body), and:
 - `flood`: answers every request with a stream of `flood_bytes` (default 16 MB) of tiny valid
   chunks (about 130 bytes each) and `[DONE]`: a stream too big to keep whole. One chunk after the
   first 512 KiB has another id (`FLOOD_ODD_ID`), a stream.same-id violation deep inside the flood.
+- `saturating`: a valid stream after a wait that grows with the requests in flight beyond
+  `free_slots` (`slot_ms` per extra request): a server with a capacity, for the load sweep;
 - `ratelimit`: every answer is a 429 with `Retry-After: 1` (after `ok_first` valid streams);
 - `echo-key-500`: a 500 whose JSON error body and `x-echo-key` header echo the Authorization header.
 
@@ -56,8 +58,12 @@ def valid_stream() -> bytes:
 
 
 class HostileServer:
-    def __init__(self, mode: str, *, preflight_ok: bool = False, flood_bytes: int = FLOOD_BYTES, ok_first: int = 0):
+    def __init__(self, mode: str, *, preflight_ok: bool = False, flood_bytes: int = FLOOD_BYTES, ok_first: int = 0,
+                 free_slots: int = 3, slot_ms: float = 40.0):
         self.requests = 0
+        self.in_flight = 0
+        self.free_slots = free_slots
+        self.slot_ms = slot_ms
         self.flood_bytes = flood_bytes
         self.ok_first = ok_first
         self._preflight_ok = preflight_ok
@@ -154,6 +160,16 @@ class HostileServer:
                         writer.write(b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n"
                                      b"x-echo-key: %s\r\nx-request-id: %s\r\ncontent-length: %d\r\n\r\n"
                                      % (key.encode(), key.encode(), len(body)) + body)
+                elif self.mode == "saturating":
+                    self.in_flight += 1
+                    try:
+                        await asyncio.sleep(max(0, self.in_flight - self.free_slots) * self.slot_ms / 1000)
+                        stream = valid_stream()
+                        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                                     b"content-length: %d\r\n\r\n" % len(stream) + stream)
+                        await writer.drain()
+                    finally:
+                        self.in_flight -= 1
                 elif self.mode == "hang":
                     await asyncio.sleep(3600)
                 elif self.mode == "garbage":
