@@ -29,6 +29,7 @@ from loadtests import options as _opt
 from loadtests.backoff import Backoff
 from loadtests.client import StreamClient
 from loadtests.runtime import LoadRuntime
+from loadtests.webui import install as install_web_ui
 from loadtests.workload import Workload
 
 RUNTIME: LoadRuntime | None = None
@@ -103,6 +104,7 @@ def _init(environment) -> None:
     global RUNTIME
     RUNTIME = LoadRuntime(environment)
     RUNTIME.register_messages()
+    install_web_ui(environment, RUNTIME)
     if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
         return  # workers learn their targets from the master's spawn message
     try:
@@ -136,3 +138,4 @@ def _on_test_stop(environment, **_kw) -> None:
 def _on_quitting(environment, **_kw) -> None:
     if RUNTIME is not None:
         RUNTIME.on_quitting()
+

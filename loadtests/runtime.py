@@ -476,57 +476,25 @@ class LoadRuntime:
             gevent.spawn(self._stop_run, f"{reason}, stopping early")
 
     def _fire(self, user: Any, m: StreamMetrics, transport_error: str | None) -> None:
-        fire = user.environment.events.request.fire
-        label = user.label
-        if m.ok:
-            fire(
-                request_type="STREAM",
-                name=label,
-                response_time=m.e2e_stream_ms or 0.0,
-                response_length=m.completion_tokens or 0,
-                exception=None,
-                context={},
-            )
-            for rtype, value in (
-                ("TTFT", m.ttft_ms),
-                ("FIRST_EVENT", m.first_event_ms),
-                ("FIRST_CONTENT", m.first_content_ms),
-                ("TPOT", m.tpot_ms),
-                ("E2E", m.e2e_ms),
-                ("TTFT_QUEUE", m.queue_ttft_ms),
-            ):
-                if value is not None:
-                    fire(
-                        request_type=rtype,
-                        name=label,
-                        response_time=value,
-                        response_length=0,
-                        exception=None,
-                        context={},
-                    )
-            if m.itl_ms:
-                fire(
-                    request_type="ITL_MEAN",
-                    name=label,
-                    response_time=sum(m.itl_ms) / len(m.itl_ms),
-                    response_length=0,
-                    exception=None,
-                    context={},
-                )
-        else:
+        """One Locust request event per stream, so Locust's request count and RPS are the real ones.
+        The latency metrics (TTFT, ITL, TPOT...) are not Locust rows: they come from the exact
+        samples (console table, reports, the web UI's chatconf tab, loadtests.webui)."""
+        exception = None
+        if not m.ok:
             what = m.error or "failed"
             if m.error_code:
                 what = f"{what} {m.error_code}"
             elif transport_error and m.error in ("connect_error", "timeout", "dropped"):
                 what = f"{what}: {transport_error[:80]}"
-            fire(
-                request_type="STREAM",
-                name=label,
-                response_time=m.e2e_stream_ms or m.headers_ms or 0.0,
-                response_length=0,
-                exception=LoadFailure(what),
-                context={},
-            )
+            exception = LoadFailure(what)
+        user.environment.events.request.fire(
+            request_type="STREAM",
+            name=user.label,
+            response_time=(m.e2e_stream_ms if m.ok else m.e2e_stream_ms or m.headers_ms) or 0.0,
+            response_length=(m.completion_tokens or 0) if m.ok else 0,
+            exception=exception,
+            context={},
+        )
 
     # -- budget ---------------------------------------------------------------------------
 
