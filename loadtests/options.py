@@ -129,6 +129,26 @@ def default_label(base_url: str) -> str:
     return urlsplit(base_url).hostname or "custom"
 
 
+def targets_from_host(host: str) -> dict[str, str]:
+    """Locust's Host (`--host` or the web UI's field): one base URL, or label=base_url pairs."""
+    host = host.strip()
+    if "=" in host.split("://", 1)[0]:
+        return parse_targets(host)
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"host is not an http(s) base URL: {host!r}")
+    return {default_label(host): host}
+
+
+def host_text(targets: Targets) -> str:
+    """What Locust shows as the Host for these targets (and reads back unchanged)."""
+    if len(targets.by_label) == 1:
+        label, url = next(iter(targets.by_label.items()))
+        if label == default_label(url):
+            return url
+    return targets.encode()
+
+
 def resolve_static(opts: Any, profile_regions: dict[str, str]) -> Targets | None:
     """Targets named by the options, or None when none was named (-> the embedded mock)."""
     simulated = truthy(getattr(opts, "chatconf_simulated", ""))

@@ -107,6 +107,8 @@ class LoadRuntime:
         self.cancelled = 0
         self.mock: Any = None
         self.targets: opt.Targets | None = None
+        self.resolved: opt.Targets | None = None  # master/local: the targets named at init
+        self.idle_host = ""  # what Locust's Host showed before the run (the resolved targets)
         self.finals: set[int] = set()
         self.budget_done: set[int] = set()
         self.fail_fast = FailFast()
@@ -135,9 +137,15 @@ class LoadRuntime:
         return self.env.parsed_options
 
     def setup_targets(self) -> None:
-        """Master/local: name the targets (starting the embedded mock when none was given)."""
+        """Master/local, at init: name the targets (starting the embedded mock when none was given)
+        and show them as Locust's Host, so the web UI has one while idle."""
         profile = load_profile(self.opts.chatconf_profile or "dashscope")
         targets = opt.resolve_static(self.opts, profile.regions)
+        host = (self.env.host or "").strip()
+        if host and targets is not None:
+            raise ValueError("give the target either as Locust's --host or as --chatconf-* options, not both")
+        if host:
+            targets = opt.Targets(opt.targets_from_host(host), opt.truthy(self.opts.chatconf_simulated))
         if targets is None:
             from conformance.mock import MockConfig, MockServer
 
@@ -145,10 +153,24 @@ class LoadRuntime:
             self.mock.start()
             regions = list(profile.regions) or list(opt.REGION_NAMES)
             targets = opt.Targets({r: self.mock.url_for(r) for r in regions}, simulated=True)
-        self.targets = targets
+        self.resolved = self.targets = targets
+        self.idle_host = self.env.host = opt.host_text(targets)
+        self._announce_targets(targets)
+
+    def _announce_targets(self, targets: opt.Targets) -> None:
         # workers receive these in the spawn message (custom arguments travel master -> worker)
         self.opts.chatconf_targets = targets.encode()
         self.opts.chatconf_simulated = "1" if targets.simulated else ""
+
+    def _targets_for_run(self) -> opt.Targets:
+        """Master/local, at test start: the targets named at init, unless the Host was changed (in
+        the web UI) to another base URL: then that one, as a custom target for every user class."""
+        host = (self.env.host or "").strip()
+        assert self.resolved is not None
+        if not host or host == self.idle_host:
+            return self.resolved
+        simulated = self.mock is not None and host.startswith(self.mock.root_url + "/")
+        return opt.Targets(opt.targets_from_host(host), simulated)
 
     def _configure(self) -> None:
         """Every role, at test start: profile, model, mix (options may have changed in the web UI)."""
@@ -171,8 +193,9 @@ class LoadRuntime:
         by_label = self.targets.by_label
         if region in by_label:
             return region, by_label[region]
+        # a region with no target of its own (the Host changed in the web UI) and CustomUser
         custom = [label for label in by_label if label not in opt.REGION_NAMES]
-        if region == "*" and custom:
+        if custom:
             return custom[0], by_label[custom[0]]
         raise LookupError(f"no target for {region!r}")
 

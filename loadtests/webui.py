@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from .aggregate import DIST_KEYS
+from .options import targets_from_host
 
 ROUTE = "/chatconf/metrics"
 TAB_KEY = "chatconf"
@@ -80,6 +81,20 @@ def install(environment: Any, runtime: Any) -> None:
     web_ui.template_args["extendedTables"] = [
         {"key": TAB_KEY, "structure": [{"key": key, "title": title} for key, title in COLUMNS]}
     ]
+
+    @web_ui.app.before_request
+    def check_host() -> Response | None:
+        """A Host the targets cannot be read from is refused before the run starts, in the form."""
+        if request.path != "/swarm" or request.method != "POST":
+            return None
+        host = (request.form.get("host") or "").strip()
+        if not host or host == runtime.idle_host:
+            return None
+        try:
+            targets_from_host(host)
+        except ValueError as exc:
+            return jsonify({"success": False, "message": f"chatconf: {exc}", "host": environment.host})
+        return None
 
     @web_ui.app.route(ROUTE)
     def chatconf_metrics() -> Response:
