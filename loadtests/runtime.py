@@ -149,7 +149,7 @@ class LoadRuntime:
         if targets is None:
             from conformance.mock import MockConfig, MockServer
 
-            self.mock = MockServer(MockConfig(profile=self.opts.chatconf_profile or "dashscope"))
+            self.mock = MockServer(MockConfig(profile=self.opts.chatconf_profile or "dashscope"), own_session=True)
             self.mock.start()
             regions = list(profile.regions) or list(opt.REGION_NAMES)
             targets = opt.Targets({r: self.mock.url_for(r) for r in regions}, simulated=True)
@@ -256,6 +256,8 @@ class LoadRuntime:
                 check_stream(ex, self.profile)
 
     def on_test_start(self) -> None:
+        if not self.is_worker:
+            self._announce_targets(self._targets_for_run())
         self._configure()
         self._warm_up()
         if not self.is_master:
@@ -364,6 +366,11 @@ class LoadRuntime:
             print(format_table(summary), file=self.out, flush=True)
 
     def on_quitting(self) -> None:
+        """Locust is shutting down (SIGINT, SIGTERM, the end of a headless run): stop the users
+        first, then the embedded mock, so no request in flight sees the mock vanish and counts
+        as a connect_error. Locust's own shutdown fires this before it stops the runner."""
+        if self.runner is not None and not self.is_worker:
+            self.runner.stop()
         if self.mock is not None:
             try:
                 self.mock.stop()
