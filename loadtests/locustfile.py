@@ -2,7 +2,7 @@
 
 One user class per region of the profile (SingaporeUser, VirginiaUser, BeijingUser) plus
 CustomUser for a base URL with a label. Configure with the `--chatconf-*` arguments or their
-CHATCONF_* environment variables (see `locust -f loadtests/locustfile.py --help`); with no target
+CHATCONF_* environment variables (listed by `python -m loadtests.locustfile --help`); with no target
 the master starts the embedded mock and loads its simulated regions. Every request streams with
 `stream_options.include_usage`; timings come from loadtests.client (bytes timestamped on arrival),
 metrics from loadtests.metrics, and the exact report from the master's raw samples.
@@ -139,3 +139,6 @@ def _on_quitting(environment, **_kw) -> None:
     if RUNTIME is not None:
         RUNTIME.on_quitting()
 
+
+if __name__ == "__main__":  # `python -m loadtests.locustfile --help`: the --chatconf-* options
+    raise SystemExit(_opt.main())

@@ -93,6 +93,22 @@ def add_arguments(parser: Any) -> None:
     add("--chatconf-quiet", env_var="CHATCONF_QUIET", default="", help="set to 1: no progress lines")
 
 
+def main(argv: list[str] | None = None) -> int:
+    """`python -m loadtests.locustfile --help`: the --chatconf-* options and their environment
+    variables. Locust prints `locust -f ... --help` before it imports the locustfile, so its own
+    help can never list them."""
+    import configargparse
+
+    parser = configargparse.ArgumentParser(
+        prog="locust -f loadtests/locustfile.py",
+        description="chatconf's options for plain Locust; every Locust option works as well (locust --help).",
+    )
+    add_arguments(parser)
+    parser.parse_args(argv)
+    parser.print_help()
+    return 0
+
+
 def truthy(value: Any) -> bool:
     return str(value or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -169,3 +185,7 @@ def resolve_static(opts: Any, profile_regions: dict[str, str]) -> Targets | None
     if not out:
         return None
     return Targets(out, simulated)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
