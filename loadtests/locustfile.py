@@ -2,7 +2,7 @@
 
 One user class per region of the profile (SingaporeUser, VirginiaUser, BeijingUser) plus
 CustomUser for a base URL with a label. Configure with the `--chatconf-*` arguments or their
-CHATCONF_* environment variables (see `locust -f loadtests/locustfile.py --help`); with no target
+CHATCONF_* environment variables (listed by `python -m loadtests.locustfile --help`); with no target
 the master starts the embedded mock and loads its simulated regions. Every request streams with
 `stream_options.include_usage`; timings come from loadtests.client (bytes timestamped on arrival),
 metrics from loadtests.metrics, and the exact report from the master's raw samples.
@@ -29,6 +29,7 @@ from loadtests import options as _opt
 from loadtests.backoff import Backoff
 from loadtests.client import StreamClient
 from loadtests.runtime import LoadRuntime
+from loadtests.webui import install as install_web_ui
 from loadtests.workload import Workload
 
 RUNTIME: LoadRuntime | None = None
@@ -103,6 +104,7 @@ def _init(environment) -> None:
     global RUNTIME
     RUNTIME = LoadRuntime(environment)
     RUNTIME.register_messages()
+    install_web_ui(environment, RUNTIME)
     if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
         return  # workers learn their targets from the master's spawn message
     try:
@@ -136,3 +138,7 @@ def _on_test_stop(environment, **_kw) -> None:
 def _on_quitting(environment, **_kw) -> None:
     if RUNTIME is not None:
         RUNTIME.on_quitting()
+
+
+if __name__ == "__main__":  # `python -m loadtests.locustfile --help`: the --chatconf-* options
+    raise SystemExit(_opt.main())

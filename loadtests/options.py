@@ -93,6 +93,22 @@ def add_arguments(parser: Any) -> None:
     add("--chatconf-quiet", env_var="CHATCONF_QUIET", default="", help="set to 1: no progress lines")
 
 
+def main(argv: list[str] | None = None) -> int:
+    """`python -m loadtests.locustfile --help`: the --chatconf-* options and their environment
+    variables. Locust prints `locust -f ... --help` before it imports the locustfile, so its own
+    help can never list them."""
+    import configargparse
+
+    parser = configargparse.ArgumentParser(
+        prog="locust -f loadtests/locustfile.py",
+        description="chatconf's options for plain Locust; every Locust option works as well (locust --help).",
+    )
+    add_arguments(parser)
+    parser.parse_args(argv)
+    parser.print_help()
+    return 0
+
+
 def truthy(value: Any) -> bool:
     return str(value or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -129,6 +145,26 @@ def default_label(base_url: str) -> str:
     return urlsplit(base_url).hostname or "custom"
 
 
+def targets_from_host(host: str) -> dict[str, str]:
+    """Locust's Host (`--host` or the web UI's field): one base URL, or label=base_url pairs."""
+    host = host.strip()
+    if "=" in host.split("://", 1)[0]:
+        return parse_targets(host)
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"host is not an http(s) base URL: {host!r}")
+    return {default_label(host): host}
+
+
+def host_text(targets: Targets) -> str:
+    """What Locust shows as the Host for these targets (and reads back unchanged)."""
+    if len(targets.by_label) == 1:
+        label, url = next(iter(targets.by_label.items()))
+        if label == default_label(url):
+            return url
+    return targets.encode()
+
+
 def resolve_static(opts: Any, profile_regions: dict[str, str]) -> Targets | None:
     """Targets named by the options, or None when none was named (-> the embedded mock)."""
     simulated = truthy(getattr(opts, "chatconf_simulated", ""))
@@ -149,3 +185,7 @@ def resolve_static(opts: Any, profile_regions: dict[str, str]) -> Targets | None
     if not out:
         return None
     return Targets(out, simulated)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -107,6 +107,8 @@ class LoadRuntime:
         self.cancelled = 0
         self.mock: Any = None
         self.targets: opt.Targets | None = None
+        self.resolved: opt.Targets | None = None  # master/local: the targets named at init
+        self.idle_host = ""  # what Locust's Host showed before the run (the resolved targets)
         self.finals: set[int] = set()
         self.budget_done: set[int] = set()
         self.fail_fast = FailFast()
@@ -135,20 +137,40 @@ class LoadRuntime:
         return self.env.parsed_options
 
     def setup_targets(self) -> None:
-        """Master/local: name the targets (starting the embedded mock when none was given)."""
+        """Master/local, at init: name the targets (starting the embedded mock when none was given)
+        and show them as Locust's Host, so the web UI has one while idle."""
         profile = load_profile(self.opts.chatconf_profile or "dashscope")
         targets = opt.resolve_static(self.opts, profile.regions)
+        host = (self.env.host or "").strip()
+        if host and targets is not None:
+            raise ValueError("give the target either as Locust's --host or as --chatconf-* options, not both")
+        if host:
+            targets = opt.Targets(opt.targets_from_host(host), opt.truthy(self.opts.chatconf_simulated))
         if targets is None:
             from conformance.mock import MockConfig, MockServer
 
-            self.mock = MockServer(MockConfig(profile=self.opts.chatconf_profile or "dashscope"))
+            self.mock = MockServer(MockConfig(profile=self.opts.chatconf_profile or "dashscope"), own_session=True)
             self.mock.start()
             regions = list(profile.regions) or list(opt.REGION_NAMES)
             targets = opt.Targets({r: self.mock.url_for(r) for r in regions}, simulated=True)
-        self.targets = targets
+        self.resolved = self.targets = targets
+        self.idle_host = self.env.host = opt.host_text(targets)
+        self._announce_targets(targets)
+
+    def _announce_targets(self, targets: opt.Targets) -> None:
         # workers receive these in the spawn message (custom arguments travel master -> worker)
         self.opts.chatconf_targets = targets.encode()
         self.opts.chatconf_simulated = "1" if targets.simulated else ""
+
+    def _targets_for_run(self) -> opt.Targets:
+        """Master/local, at test start: the targets named at init, unless the Host was changed (in
+        the web UI) to another base URL: then that one, as a custom target for every user class."""
+        host = (self.env.host or "").strip()
+        assert self.resolved is not None
+        if not host or host == self.idle_host:
+            return self.resolved
+        simulated = self.mock is not None and host.startswith(self.mock.root_url + "/")
+        return opt.Targets(opt.targets_from_host(host), simulated)
 
     def _configure(self) -> None:
         """Every role, at test start: profile, model, mix (options may have changed in the web UI)."""
@@ -171,8 +193,9 @@ class LoadRuntime:
         by_label = self.targets.by_label
         if region in by_label:
             return region, by_label[region]
+        # a region with no target of its own (the Host changed in the web UI) and CustomUser
         custom = [label for label in by_label if label not in opt.REGION_NAMES]
-        if region == "*" and custom:
+        if custom:
             return custom[0], by_label[custom[0]]
         raise LookupError(f"no target for {region!r}")
 
@@ -233,6 +256,8 @@ class LoadRuntime:
                 check_stream(ex, self.profile)
 
     def on_test_start(self) -> None:
+        if not self.is_worker:
+            self._announce_targets(self._targets_for_run())
         self._configure()
         self._warm_up()
         if not self.is_master:
@@ -341,6 +366,11 @@ class LoadRuntime:
             print(format_table(summary), file=self.out, flush=True)
 
     def on_quitting(self) -> None:
+        """Locust is shutting down (SIGINT, SIGTERM, the end of a headless run): stop the users
+        first, then the embedded mock, so no request in flight sees the mock vanish and counts
+        as a connect_error. Locust's own shutdown fires this before it stops the runner."""
+        if self.runner is not None and not self.is_worker:
+            self.runner.stop()
         if self.mock is not None:
             try:
                 self.mock.stop()
@@ -476,57 +506,25 @@ class LoadRuntime:
             gevent.spawn(self._stop_run, f"{reason}, stopping early")
 
     def _fire(self, user: Any, m: StreamMetrics, transport_error: str | None) -> None:
-        fire = user.environment.events.request.fire
-        label = user.label
-        if m.ok:
-            fire(
-                request_type="STREAM",
-                name=label,
-                response_time=m.e2e_stream_ms or 0.0,
-                response_length=m.completion_tokens or 0,
-                exception=None,
-                context={},
-            )
-            for rtype, value in (
-                ("TTFT", m.ttft_ms),
-                ("FIRST_EVENT", m.first_event_ms),
-                ("FIRST_CONTENT", m.first_content_ms),
-                ("TPOT", m.tpot_ms),
-                ("E2E", m.e2e_ms),
-                ("TTFT_QUEUE", m.queue_ttft_ms),
-            ):
-                if value is not None:
-                    fire(
-                        request_type=rtype,
-                        name=label,
-                        response_time=value,
-                        response_length=0,
-                        exception=None,
-                        context={},
-                    )
-            if m.itl_ms:
-                fire(
-                    request_type="ITL_MEAN",
-                    name=label,
-                    response_time=sum(m.itl_ms) / len(m.itl_ms),
-                    response_length=0,
-                    exception=None,
-                    context={},
-                )
-        else:
+        """One Locust request event per stream, so Locust's request count and RPS are the real ones.
+        The latency metrics (TTFT, ITL, TPOT...) are not Locust rows: they come from the exact
+        samples (console table, reports, the web UI's chatconf tab, loadtests.webui)."""
+        exception = None
+        if not m.ok:
             what = m.error or "failed"
             if m.error_code:
                 what = f"{what} {m.error_code}"
             elif transport_error and m.error in ("connect_error", "timeout", "dropped"):
                 what = f"{what}: {transport_error[:80]}"
-            fire(
-                request_type="STREAM",
-                name=label,
-                response_time=m.e2e_stream_ms or m.headers_ms or 0.0,
-                response_length=0,
-                exception=LoadFailure(what),
-                context={},
-            )
+            exception = LoadFailure(what)
+        user.environment.events.request.fire(
+            request_type="STREAM",
+            name=user.label,
+            response_time=(m.e2e_stream_ms if m.ok else m.e2e_stream_ms or m.headers_ms) or 0.0,
+            response_length=(m.completion_tokens or 0) if m.ok else 0,
+            exception=exception,
+            context={},
+        )
 
     # -- budget ---------------------------------------------------------------------------
 

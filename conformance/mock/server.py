@@ -93,9 +93,12 @@ class MockServer:
     """`with MockServer(MockConfig()) as base_url: ...` — a running mock, stopped on exit."""
 
     def __init__(self, config: MockConfig | None = None, *, in_process: bool = False,
-                 start_timeout_s: float = 20.0):
+                 start_timeout_s: float = 20.0, own_session: bool = False):
         self.config = config or MockConfig()
         self.in_process = in_process
+        # own_session: the child does not get a terminal's Ctrl-C; its parent stops it when it is
+        # done with it (plain `locust`: after its users stopped, so none sees the mock vanish)
+        self.own_session = own_session
         self.start_timeout_s = start_timeout_s
         self.port: int | None = None
         self._proc: subprocess.Popen[str] | None = None
@@ -190,7 +193,7 @@ class MockServer:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         cmd = [sys.executable, "-m", "conformance.mock"]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, env=env)
+                                      text=True, env=env, start_new_session=self.own_session)
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._proc.stdin.write(self.config.to_json() + "\n")
         self._proc.stdin.flush()
