@@ -178,6 +178,17 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--slo", metavar="SPEC",
                       help="objectives, e.g. 'ttft_p99<=800ms,tpot_p50<=40ms,error_rate<=1%%' (per target: "
                            "'singapore:ttft_p99<=1s'); a failed one is exit 1 (default: error_rate<=1%%; 'none': off)")
+    load.add_argument("--prompt-tokens", metavar="DIST",
+                      help="prompt length in tokens: N, uniform:LO,HI, normal:MEAN,SD, lognormal:MEDIAN,SIGMA or "
+                           "hist:FILE (default: the built-in mix of short and long prompts)")
+    load.add_argument("--max-tokens", metavar="DIST", help="max_tokens of each request, a distribution as above")
+    load.add_argument("--mix", metavar="WEIGHTS",
+                      help="request kinds, e.g. short=50,long=20,tools=15,thinking=15 (the default)")
+    load.add_argument("--turns", metavar="DIST",
+                      help="multi-turn conversations of this many turns that grow their history")
+    load.add_argument("--dataset", metavar="FILE",
+                      help="your prompts: JSONL of {\"messages\": [...]} or {\"prompt\": \"...\"}, optional max_tokens")
+    load.add_argument("--seed", type=int, default=0, help="seed of every draw (prompts, lengths, kinds)")
     load.add_argument("--sweep", action="store_true",
                       help="capacity search: from --users (or --rate) double the load until an objective is missed, "
                            "then bisect; each target on its own, --run-time per step")

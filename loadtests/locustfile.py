@@ -30,7 +30,7 @@ from loadtests.backoff import Backoff
 from loadtests.client import StreamClient
 from loadtests.runtime import LoadRuntime
 from loadtests.webui import install as install_web_ui
-from loadtests.workload import Workload
+from loadtests.workload import Workload, workload_shape
 
 RUNTIME: LoadRuntime | None = None
 
@@ -47,7 +47,7 @@ class ChatStreamUser(User):
         self.label, url = rt.target_for(self.region)
         self.client = StreamClient(url, rt.api_key(), timeout=float(rt.opts.chatconf_timeout or 60.0))
         seed = rt.user_seed()
-        self.workload = Workload(rt.model, mix=rt.mix, seed=seed)
+        self.workload = Workload(rt.model, mix=rt.mix, seed=seed, shape=rt.shape)
         self.backoff = Backoff(seed)  # waits after 429/503 and refused connections
 
     def on_stop(self) -> None:
@@ -109,6 +109,7 @@ def _init(environment) -> None:
         return  # workers learn their targets from the master's spawn message
     try:
         RUNTIME.setup_targets()
+        workload_shape(environment.parsed_options)  # a bad --chatconf-prompt-tokens etc.: exit 2 now
     except (ValueError, LookupError) as exc:
         sys.stderr.write(f"chatconf: error: {exc}\n")
         raise SystemExit(2) from None

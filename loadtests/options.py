@@ -82,6 +82,14 @@ def add_arguments(parser: Any) -> None:
         help="request mix weights, e.g. short=50,long=20,tools=15,thinking=15",
     )
     add("--chatconf-seed", env_var="CHATCONF_SEED", type=int, default=0, help="seed of the request mix")
+    add("--chatconf-prompt-tokens", env_var="CHATCONF_PROMPT_TOKENS", default="",
+        help="prompt length in tokens: N, uniform:LO,HI, normal:MEAN,SD, lognormal:MEDIAN,SIGMA or hist:FILE")
+    add("--chatconf-max-tokens", env_var="CHATCONF_MAX_TOKENS", default="",
+        help="max_tokens of each request, as a distribution like --chatconf-prompt-tokens")
+    add("--chatconf-turns", env_var="CHATCONF_TURNS", default="",
+        help="conversations of this many turns (a distribution) that grow their history")
+    add("--chatconf-dataset", env_var="CHATCONF_DATASET", default="",
+        help="JSONL of the user's prompts (`messages` or `prompt`, optional `max_tokens`)")
     add(
         "--chatconf-timeout",
         env_var="CHATCONF_TIMEOUT",

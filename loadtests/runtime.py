@@ -36,7 +36,7 @@ from .report_console import format_progress, format_table
 from .report_files import REPORT_ERROR, write_reports
 from .shapes import Budget, LagMonitor, OpenLoop, share
 from .verdicts import failure_signature
-from .workload import parse_mix
+from .workload import parse_mix, workload_shape
 
 log = logging.getLogger("chatconf.load")
 SEND_INTERVAL = 1.0
@@ -50,6 +50,23 @@ SCORE_BACKLOG = 256
 # error code, or same transport error) stops there instead of running its whole duration.
 FAIL_FAST_N = 20
 
+
+
+def answer_text(ex: Any) -> str:
+    """The content a stream delivered (for a conversation's history); empty when it broke."""
+    parts = []
+    for ev in ex.events or ():
+        if ev.is_done:
+            continue
+        try:
+            chunk = ev.json
+        except ValueError:
+            continue
+        for choice in (chunk.get("choices") or []) if isinstance(chunk, dict) else []:
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                parts.append(delta["content"])
+    return "".join(parts)
 
 class FailFast:
     """Watches the first finished requests of a run: `add` returns the reason to stop once the first
@@ -178,6 +195,7 @@ class LoadRuntime:
         self.profile = load_profile(o.chatconf_profile or "dashscope")
         self.model = self.profile.model(o.chatconf_model or self.profile.default_model)
         self.mix = parse_mix(o.chatconf_mix)
+        self.shape = workload_shape(o)
         self.targets = opt.Targets(opt.parse_targets(o.chatconf_targets), opt.truthy(o.chatconf_simulated))
         env_name = o.chatconf_api_key_env or self.profile.api_key_env
         self._api_key = os.environ.get(env_name) or (opt.MOCK_TOKEN if self.targets.simulated else None)
@@ -410,6 +428,8 @@ class LoadRuntime:
                 ex = user.client.post_stream(CHAT_PATH, plan.body, entry=self._entry)
             finally:
                 self.in_flight -= 1
+            if user.workload.sessions:  # the next turn carries this answer
+                user.workload.answered(answer_text(ex))
             self._to_score.append((ex, t_sched, user, plan.kind, t_wall))
             queued = True
             self._score_wake.set()

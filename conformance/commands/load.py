@@ -104,8 +104,18 @@ def custom_args(
         out += ["--chatconf-rate", f"{args.rate:g}", "--chatconf-arrivals", args.arrivals or "poisson"]
     if args.max_requests:
         out += ["--chatconf-max-requests", str(args.max_requests)]
+    mix = mix or getattr(args, "mix", None)
     if mix:
         out += ["--chatconf-mix", mix]
+    for flag, value in (("--chatconf-prompt-tokens", getattr(args, "prompt_tokens", None)),
+                        ("--chatconf-max-tokens", getattr(args, "max_tokens", None)),
+                        ("--chatconf-turns", getattr(args, "turns", None)),
+                        ("--chatconf-dataset", str(Path(args.dataset).resolve()) if getattr(args, "dataset", None)
+                         else None)):
+        if value:
+            out += [flag, str(value)]
+    if getattr(args, "seed", 0):
+        out += ["--chatconf-seed", str(args.seed)]
     if args.quiet:
         out += ["--chatconf-quiet", "1"]
     return out
@@ -133,6 +143,7 @@ def validate_args(args: Any) -> float:
         raise UsageError("--workers must be between 0 and 64")
     if args.max_requests is not None and args.max_requests < 1:
         raise UsageError("--max-requests must be at least 1")
+    _check_workload(args)
     if args.sweep:
         if args.calibrate or args.max_requests:
             raise UsageError("--sweep runs its own steps; drop --calibrate and --max-requests")
@@ -141,6 +152,29 @@ def validate_args(args: Any) -> float:
         if args.sweep_time <= 0:
             raise UsageError("--sweep-time must be positive (seconds)")
     return parse_run_time(args.run_time)
+
+
+def _check_workload(args: Any) -> None:
+    """The workload flags, found bad before anything starts (the Locust processes parse them again)."""
+    from loadtests.dataset import DatasetError, load_dataset
+    from loadtests.distributions import DistributionError, parse_distribution
+    from loadtests.workload import parse_mix
+
+    try:
+        for flag, spec in (("--prompt-tokens", args.prompt_tokens), ("--max-tokens", args.max_tokens),
+                           ("--turns", args.turns)):
+            if spec:
+                parse_distribution(spec, flag)
+        if args.dataset:
+            load_dataset(args.dataset)
+        if args.mix:
+            parse_mix(args.mix)
+    except (DistributionError, DatasetError) as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:
+        raise UsageError(f"--mix {args.mix!r}: {exc}") from None
+    if args.dataset and (args.prompt_tokens or args.mix):
+        raise UsageError("--dataset brings its own prompts; drop --prompt-tokens and --mix")
 
 
 def main(args: Any) -> int:
