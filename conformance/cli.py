@@ -139,7 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--host", default="127.0.0.1", help="address to bind (anything but loopback exposes the mock)")
     mock.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     mock.add_argument("--profile", default="dashscope", help="profile name or YAML path")
-    mock.add_argument("--api-key", help="accept only this Bearer token (default: any non-empty token)")
+    mock.add_argument("--api-key", help="accept only this Bearer token (default: any non-empty token); "
+                      "PUT /_mock/faults and POST /_mock/stats/reset then need it too")
+    mock.add_argument("--control-token", metavar="TOKEN",
+                      help="Bearer token for PUT /_mock/faults and POST /_mock/stats/reset instead of the API "
+                           "key (default: $CHATCONF_MOCK_CONTROL_TOKEN); without either, they answer only on "
+                           "a loopback --host")
     mock.add_argument("--latency", metavar="FILE|NAME", help="latency profile: singapore|virginia|beijing|none or YAML")
     mock.add_argument("--fault", action="append", metavar="NAME", help="conformance fault mode (repeatable)")
     mock.add_argument("--list-faults", action="store_true", help="list fault modes and exit")
