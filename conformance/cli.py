@@ -231,8 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         module = importlib.import_module(f"conformance.commands.{args.command}")
         return int(module.main(args) or 0)
-    except UsageError as exc:
-        print(f"chatconf {args.command}: error: {exc}", file=sys.stderr)
+    except UsageError as exc:  # may quote a file, a profile key or a server's text: one safe line
+        from .redact import console_text
+
+        print(f"chatconf {args.command}: error: {console_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except OutputError as exc:
         print(f"chatconf {args.command}: error: {console_text(str(exc))}", file=sys.stderr)
