@@ -413,3 +413,48 @@ def test_untrusted_text_cannot_reach_the_terminal_raw(tmp_path: Path) -> None:
         assert bad not in proc.stdout + proc.stderr
     assert not any(line.startswith("FAKE.sse") for line in proc.stdout.splitlines())
     assert "\\x1b" in proc.stdout and "\\u000a" in proc.stdout.replace("\\x0a", "\\u000a")
+
+
+# -- issue 13 item 7: totals count every violation, however few are listed ---------------------------
+
+def _chunk(i: int, **over: Any) -> str:
+    chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1770285809, "model": "qwen-plus",
+             "choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": None}], **over}
+    return f"data: {json.dumps(chunk)}\n\n"
+
+
+def test_totals_count_every_violation_when_listing_is_capped(capsys: pytest.CaptureFixture[str],
+                                                             tmp_path: Path) -> None:
+    """Before: a stream breaking 3 rules on each of 300 chunks reported "153 violations" (50 listed per
+    rule plus one summary line each counted as one); the true count is 897."""
+    first = _chunk(0, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+    body = [first] + [_chunk(i, id=f"chatcmpl-x{i}", model=f"m{i}", created=1770285809 + i) for i in range(1, 300)]
+    body.append(_chunk(300, choices=[{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}]))
+    path = tmp_path / "flood.sse"
+    path.write_text("".join(body) + "data: [DONE]\n\n", encoding="utf-8")
+    code, out, _ = run(capsys, str(path))
+    lines = out.splitlines()
+    assert code == 1
+    assert lines[-2] == f"{path}: INVALID (897 violations (first 150 listed), 1 exchange)"
+    assert lines[-1] == "1 file: 0 valid, 1 invalid (897 violations (first 150 listed)), 0 unreadable"
+    assert f"{path}: ... 249 more stream.same-id finding(s) not listed" in lines
+    code, doc = run_json(capsys, str(path))
+    (f,) = doc["files"]
+    assert f["violation_count"] == 897 and len(f["violations"]) == 150
+    assert f["unlisted"] == {"stream.same-created": 249, "stream.same-id": 249, "stream.same-model": 249}
+
+
+def test_schema_errors_beyond_the_per_object_cap_are_counted(capsys: pytest.CaptureFixture[str],
+                                                             tmp_path: Path) -> None:
+    """Before: the 21st and later schema errors of one object vanished from the total without a trace."""
+    choices = [{"index": i, "message": {"role": "robot", "content": "x"}, "finish_reason": "stop"} for i in range(30)]
+    completion = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1770285809, "model": "qwen-plus",
+                  "choices": choices, "system_fingerprint": None,
+                  "usage": {"prompt_tokens": 1, "completion_tokens": 30, "total_tokens": 31}}
+    path = tmp_path / "completion.json"
+    path.write_text(json.dumps(completion), encoding="utf-8")
+    code, doc = run_json(capsys, str(path))
+    (f,) = doc["files"]
+    schema = [v for v in f["violations"] if v["rule"] == "schema.completion"]
+    assert code == 1 and len(schema) == 20 and f["unlisted"] == {"schema.completion": 10}
+    assert f["violation_count"] == len(f["violations"]) + 10

@@ -21,7 +21,7 @@ from typing import Any
 from ..jsonutil import JSONError, loads
 from ..profiles import Profile
 from ..sse import SSEEvent
-from .base import Violation, applies, expected, expected_text, register
+from .base import Violation, applies, expected, expected_text, register, unlisted_summary
 from .errors import envelope_violations
 from .response import (
     answer_tokens,
@@ -134,6 +134,7 @@ class StreamChecker:
         self._id_has_request_id = applies("stream.request-id", profile)
         self._pending: list[Violation] = []
         self._counts: dict[str, int] = {}
+        self._unlisted: dict[str, int] = {}   # summaries of findings other checkers did not list
         self._events = 0
         self._done_at: int | None = None
         self._error_at: int | None = None
@@ -158,8 +159,12 @@ class StreamChecker:
             self._pending.append(Violation(rule_id, message, entry=self.entry, event=event, pointer=pointer))
 
     def _extend(self, found: list[Violation]) -> None:
-        """Findings built elsewhere (schema, error envelope) go through the same per-rule cap."""
+        """Findings built elsewhere (schema, error envelope) go through the same per-rule cap; their own
+        summaries of unlisted findings join the one this checker writes at the end."""
         for v in found:
+            if v.unlisted:
+                self._unlisted[v.rule] = self._unlisted.get(v.rule, 0) + v.unlisted
+                continue
             count = self._counts.get(v.rule, 0) + 1
             self._counts[v.rule] = count
             if count <= MAX_PER_RULE:
@@ -456,10 +461,10 @@ class StreamChecker:
                                                        f"transport error: {transport_error}"), None)
         if self._error_at is None and not transport_error:
             self._completeness()
-        for rule_id, count in sorted(self._counts.items()):
-            if count > MAX_PER_RULE:
-                self._pending.append(Violation(rule_id, f"{count - MAX_PER_RULE} more {rule_id} violations "
-                                               "not listed", entry=self.entry))
+        for rule_id in sorted(self._counts.keys() | self._unlisted.keys()):
+            more = max(0, self._counts.get(rule_id, 0) - MAX_PER_RULE) + self._unlisted.get(rule_id, 0)
+            if more:
+                self._pending.append(unlisted_summary(rule_id, more, entry=self.entry))
         return self._take()
 
     def _completeness(self) -> None:
