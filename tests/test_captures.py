@@ -77,12 +77,16 @@ def test_sse_error_body_on_a_stream_request_becomes_an_error_exchange(tmp_path: 
     assert ex.is_error
 
 
-def test_sse_invalid_utf8_after_events_raises_while_iterating(tmp_path: Path) -> None:
+@pytest.mark.parametrize("before", [0, 1, 2000])
+def test_sse_invalid_utf8_marks_the_event_that_holds_it_wherever_it_sits(tmp_path: Path, before: int) -> None:
+    """Issue 13 item 7: it used to make the file unreadable; now the event is decoded as a live client
+    decodes it (U+FFFD) and marked, so the stream rules report it, as they do on the live path."""
     good = sse_text(CHUNK).encode()
-    path = write(tmp_path, "bad.sse", good * 2000 + b"data: \xc3\x28\n\n")
-    ex = one(path)
-    with pytest.raises(CaptureError, match=rf"invalid UTF-8 at byte {len(good) * 2000 + 6}"):
-        list(ex.events)
+    path = write(tmp_path, "bad.sse", good * before + b"data: {\"x\": \"\xc3\x28\"}\n\n" + good)
+    events = list(one(path).events)
+    assert [ev.index for ev in events if ev.not_utf8] == [before]
+    assert events[before].data == '{"x": "\ufffd("}' and events[before].json == {"x": "\ufffd("}
+    assert not any(ev.not_utf8 for ev in events[before + 1:])
 
 
 def _peak_while_iterating(path: Path, chunks: int) -> int:

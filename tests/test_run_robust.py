@@ -48,16 +48,28 @@ def test_strings_no_encoder_likes_are_recorded_and_reported(tmp_path: Path):
     assert json.loads(check.stdout)["files"][0]["exchanges"] == len(lines)
 
 
-def test_invalid_utf8_in_a_live_stream_fails_stream_checks(tmp_path: Path):
+def test_invalid_utf8_in_a_live_stream_is_the_rule_validate_reports(tmp_path: Path):
+    """Issue 13 item 7: one rule for the same bytes on both paths. The live stream used to be a transport
+    error (stream.terminated, transport.complete) while validate called a transcript of it unreadable;
+    now the run, its recording and the raw transcript all report stream.json at event 1."""
     with HostileServer("sse-bad-utf8") as server:
         proc = run("run", "--base-url", server.base_url, "--max-requests", "30", "--examples", "1", "--timeout", "2",
-                   "-k", "transport.complete or stream.terminated", "--report-dir", str(tmp_path), timeout=180)
+                   "-k", "transport.complete or stream.json or stream.terminated", "--report-dir", str(tmp_path),
+                   timeout=180)
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
-    broken = {c["id"]: (c["status"], c["message"]) for c in _summary(tmp_path)["checks"]}
-    assert broken["transport.complete"][0] == "failed"            # must: the answer did not arrive whole
-    assert "invalid UTF-8 in event 1" in broken["transport.complete"][1], broken
-    assert broken["stream.terminated"][0] == "warned"             # should (S31): production parsers' habit
-    assert "invalid UTF-8 in event 1" in broken["stream.terminated"][1], broken
+    checks = {c["id"]: (c["status"], c["message"]) for c in _summary(tmp_path)["checks"]}
+    assert checks["stream.json"][0] == "failed" and "not UTF-8" in checks["stream.json"][1], checks
+    assert "(event 1)" in checks["stream.json"][1], checks
+    assert checks["transport.complete"][0] == "passed" and checks["stream.terminated"][0] == "passed", checks
+    recorded = run("validate", "--json", str(tmp_path / "recording.jsonl"))
+    streams = [v for v in json.loads(recorded.stdout)["files"][0]["violations"] if v["rule"] == "stream.json"]
+    assert streams and all(v["event"] == 1 for v in streams), recorded.stdout
+    transcript = tmp_path / "stream.sse"
+    transcript.write_bytes(HostileServer.SSE_BAD_UTF8)
+    raw = run("validate", "--json", str(transcript))
+    (f,) = json.loads(raw.stdout)["files"]
+    assert f["status"] == "invalid" and [(v["rule"], v["event"]) for v in f["violations"]
+                                         if v["rule"] == "stream.json"] == [("stream.json", 1)]
 
 
 def test_a_key_the_server_echoes_appears_nowhere(tmp_path: Path):

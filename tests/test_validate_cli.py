@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -458,3 +459,39 @@ def test_schema_errors_beyond_the_per_object_cap_are_counted(capsys: pytest.Capt
     schema = [v for v in f["violations"] if v["rule"] == "schema.completion"]
     assert code == 1 and len(schema) == 20 and f["unlisted"] == {"schema.completion": 10}
     assert f["violation_count"] == len(f["violations"]) + 10
+
+
+def _nul_capture(tmp_path: Path, fmt: str, at: int) -> Path:
+    """A long clean capture (past the 64 KiB sniffed block) with one raw NUL inside record `at`."""
+    if fmt == "sse":
+        role = _chunk(0, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+        records = [role] + [_chunk(i) for i in range(1, 600)]
+        records.append(_chunk(600, choices=[{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}]))
+        records[at] = records[at].replace('"content": "x"', '"content": "x\x00y"')
+        text = "".join(records) + "data: [DONE]\n\n"
+    else:
+        line = json.dumps({"model": "qwen-plus", "messages": [{"role": "user", "content": "hi"}]})
+        records = [line] * 1200
+        records[at] = line.replace('"hi"', '"h\x00i"')
+        text = "\n".join(records) + "\n"
+    path = tmp_path / f"nul-{at}.{fmt}"
+    path.write_text(text, encoding="utf-8")
+    assert (len(text.split("\x00")[0]) < 1024) == (at < 3)   # early: inside the first block; late: past it
+    return path
+
+
+@pytest.mark.parametrize(("fmt", "status", "finding"), [("sse", "invalid", "stream.json"),
+                                                        ("jsonl", "unreadable", "not JSON")])
+def test_a_nul_byte_gets_one_verdict_wherever_it_sits(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                      fmt: str, status: str, finding: str) -> None:
+    """Issue 13 item 7: a NUL in the first 64 KiB made a file UNREADABLE ("binary"), one after it INVALID.
+    A NUL in a recognised capture is now the reader's to judge: in an SSE data frame it is a frame that
+    is not JSON (stream.json), in a JSONL line a line that is not JSON (unreadable), at any offset."""
+    verdicts = []
+    for at in (1, 1000 if fmt == "jsonl" else 500):
+        code, doc = run_json(capsys, str(_nul_capture(tmp_path, fmt, at)))
+        (f,) = doc["files"]
+        what = [v["rule"] for v in f["violations"]] if f["status"] == "invalid" else re.sub(r"\d+", "N", f["error"])
+        verdicts.append((code, f["status"], what))
+        assert f["status"] == status and finding in str(what), f
+    assert verdicts[0] == verdicts[1]

@@ -114,8 +114,8 @@ def _skip_reason(entry: Any) -> str | None:
     return None
 
 
-def _text(holder: Any, what: str) -> str | None:
-    """`text` of a postData/content object, base64-decoded when `encoding` says so."""
+def _raw(holder: Any, what: str) -> str | bytes | None:
+    """`text` of a postData/content object: a str, or the bytes when `encoding` is base64."""
     if not isinstance(holder, dict):
         return None
     text = holder.get("text")
@@ -126,16 +126,26 @@ def _text(holder: Any, what: str) -> str | None:
     encoding = str(holder.get("encoding") or "").lower()
     if encoding == "base64":
         try:
-            raw = base64.b64decode(text, validate=False)
+            return base64.b64decode(text, validate=False)
         except (binascii.Error, ValueError) as exc:
             raise CaptureError(f"{what}: invalid base64 ({exc})") from exc
-        try:
-            return raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise CaptureError(f"{what}: base64 body is not UTF-8 text (byte {exc.start})") from exc
-    elif encoding:
+    if encoding:
         raise CaptureError(f"{what}: unsupported encoding {encoding!r}")
     return text
+
+
+def _text(holder: Any, what: str) -> str | None:
+    raw = _raw(holder, what)
+    return _utf8(raw, what) if isinstance(raw, bytes) else raw
+
+
+def _utf8(raw: bytes, what: str) -> str:
+    """A JSON body's bytes as text (an event stream's bytes go to the SSE decoder instead, which marks
+    invalid UTF-8 as a stream finding)."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CaptureError(f"{what}: base64 body is not UTF-8 text (byte {exc.start})") from exc
 
 
 def _parse(text: str) -> tuple[Any, str | None]:
@@ -173,7 +183,8 @@ def entry_exchange(entry: dict[str, Any], *, source: str = "", index: int = 0) -
     if not isinstance(status, int) or isinstance(status, bool) or status <= 0:
         status = None  # HAR writers use 0 or -1 for "no response"
     content = resp.get("content")
-    body_text = _text(content, f"{where} response.content")
+    raw = _raw(content, f"{where} response.content")
+    body_text = raw.decode("utf-8-sig", "replace") if isinstance(raw, bytes) else raw
     headers = make_headers(_pairs(resp.get("headers")))
     wait = _ms(entry.get("timings"), "wait")
     end = _ms(entry.get("timings"), "wait", "receive")
@@ -186,8 +197,8 @@ def entry_exchange(entry: dict[str, Any], *, source: str = "", index: int = 0) -
         return Exchange(request=request, source=source, entry=index, notes=notes)
     mime = str(content.get("mimeType") or "").lower() if isinstance(content, dict) else ""
     if "text/event-stream" in mime or looks_like_sse(body_text[:4096]):
-        try:
-            events = decode_bytes(body_text.encode("utf-8"))
+        try:  # the server's own bytes when the HAR kept them (base64): invalid UTF-8 marks its events
+            events = decode_bytes(raw if isinstance(raw, bytes) else body_text.encode("utf-8"))
         except SSEError as exc:
             raise CaptureError(f"{where}: {exc}") from exc
         if events and not events[0].is_done and is_error_envelope(events[0].json):
@@ -195,8 +206,10 @@ def entry_exchange(entry: dict[str, Any], *, source: str = "", index: int = 0) -
                             body_text=body_text, source=source, entry=index, notes=notes, **timing)
         return Exchange(request=request, status=status, headers=headers, events=events, source=source,
                         entry=index, notes=notes, **timing)
-    body, raw = _parse(body_text)
-    return Exchange(request=request, status=status, headers=headers, body=body, body_text=raw,
+    if isinstance(raw, bytes):
+        body_text = _utf8(raw, f"{where} response.content")
+    body, text = _parse(body_text)
+    return Exchange(request=request, status=status, headers=headers, body=body, body_text=text,
                     source=source, entry=index, notes=notes, **timing)
 
 

@@ -40,7 +40,7 @@ _S = "stream."
 _RULES = [
     # id, title, cites (docs/sources.md), scenario tags `chatconf run` evaluates it on
     ("content-type", "a stream is text/event-stream", "001:http-api S1", ""),
-    ("json", "every data frame but [DONE] is a JSON object", "001:sample-stream S2", ""),
+    ("json", "every data frame but [DONE] is a JSON object, in UTF-8", "001:sample-stream S2", ""),
     ("same-id", "id is the same on every chunk", "001:sample-stream S4 C10", ""),
     ("same-created", "created is the same on every chunk", "001:sample-stream S5 C10", ""),
     ("same-model", "model is the same on every chunk", "001:sample-stream S6 C10", ""),
@@ -185,6 +185,9 @@ class StreamChecker:
         if not ev.terminated:
             self._v("stream.terminated", expected_text("an event ended by a blank line",
                                                       "a trailing event without one"), ev.index)
+        if ev.not_utf8:  # JSON text is UTF-8 (RFC 8259 8.1); what a client decoded is not what was sent
+            self._v("stream.json", expected_text("UTF-8 JSON in the data field",
+                                                 "bytes that are not UTF-8 (decoded as U+FFFD)"), ev.index)
         data = ev.data
         if data[:6] == "[DONE]" or self._done_at is not None:
             self._feed_obj(data, None, ev.index)
