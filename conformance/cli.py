@@ -143,8 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "PUT /_mock/faults and POST /_mock/stats/reset then need it too")
     mock.add_argument("--control-token", metavar="TOKEN",
                       help="Bearer token for PUT /_mock/faults and POST /_mock/stats/reset instead of the API "
-                           "key (default: $CHATCONF_MOCK_CONTROL_TOKEN); without either, they answer only on "
-                           "a loopback --host")
+                           "key (set CHATCONF_CONTROL_TOKEN to keep it out of ps); without either, they answer "
+                           "only on a loopback --host")
     mock.add_argument("--latency", metavar="FILE|NAME", help="latency profile: singapore|virginia|beijing|none or YAML")
     mock.add_argument("--fault", action="append", metavar="NAME", help="conformance fault mode (repeatable)")
     mock.add_argument("--list-faults", action="store_true", help="list fault modes and exit")
@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         sources = _with_sources(parser, argv)
     except UsageError as exc:
-        print(f"chatconf: error: {exc}", file=sys.stderr)
+        print(f"chatconf: error: {console_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     args = parser.parse_args(argv)
     if not args.command:
@@ -232,8 +232,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = importlib.import_module(f"conformance.commands.{args.command}")
         return int(module.main(args) or 0)
     except UsageError as exc:  # may quote a file, a profile key or a server's text: one safe line
-        from .redact import console_text
-
         print(f"chatconf {args.command}: error: {console_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except OutputError as exc:

@@ -82,7 +82,7 @@ def test_mock_server_sends_the_credential_it_was_configured_with() -> None:
 @pytest.mark.parametrize(("argv", "env", "expect"), [
     (["--host", "0.0.0.0"], {}, "(any non-empty key accepted)"),
     (["--host", "::", "--api-key", "sk-right"], {}, "(need the API key)"),
-    (["--host", "0.0.0.0"], {"CHATCONF_MOCK_CONTROL_TOKEN": "ctl"}, "(need the control token)"),
+    (["--host", "0.0.0.0"], {"CHATCONF_CONTROL_TOKEN": "ctl"}, "(need the control token)"),
     (["--host", "127.0.0.1"], {}, None),
 ])
 def test_a_bind_beyond_loopback_warns_on_one_stderr_line(monkeypatch: pytest.MonkeyPatch,
@@ -108,7 +108,7 @@ def test_a_bind_beyond_loopback_warns_on_one_stderr_line(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(mock_server, "bind_socket", loopback_bind)
     monkeypatch.setattr(mock_server, "serve", no_serve)
-    monkeypatch.delenv("CHATCONF_MOCK_CONTROL_TOKEN", raising=False)
+    monkeypatch.delenv("CHATCONF_CONTROL_TOKEN", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert cli_main(["mock", "--port", "0", *argv]) == 0
@@ -119,4 +119,4 @@ def test_a_bind_beyond_loopback_warns_on_one_stderr_line(monkeypatch: pytest.Mon
         return
     assert len(err) == 1 and err[0].startswith(f"chatconf mock: warning: listening on {argv[1]}, beyond loopback")
     assert expect in err[0] and "PUT /_mock/faults" in err[0] and "sk-right" not in err[0]
-    assert seen["control_token"] == env.get("CHATCONF_MOCK_CONTROL_TOKEN")
+    assert seen["control_token"] == env.get("CHATCONF_CONTROL_TOKEN")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from ..errors import UsageError
@@ -18,7 +17,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     from ..mock.app import MockApp
     from ..mock.config import ConfigError, MockConfig, parse_inject
-    from ..mock.exposure import CONTROL_TOKEN_ENV, exposure_warning
+    from ..mock.exposure import exposure_warning
     from ..mock.latency import LatencyError
     from ..mock.replay import ReplayError
     from ..mock.server import API_PREFIX, MockStartError, bind_socket, prepare_process, serve, uvicorn_server
@@ -27,8 +26,7 @@ def main(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port")
     try:
-        control_token = args.control_token or os.environ.get(CONTROL_TOKEN_ENV, "").strip() or None
-        config = MockConfig(profile=args.profile, api_key=args.api_key, control_token=control_token,
+        config = MockConfig(profile=args.profile, api_key=args.api_key, control_token=args.control_token or None,
                             latency=args.latency,
                             faults=fault_registry.check_names(args.fault), inject=parse_inject(args.inject),
                             seed=args.seed, replay=args.replay, host=args.host, port=args.port)

@@ -15,9 +15,6 @@ import hmac
 from ..targets import is_loopback_host
 from .config import MockConfig
 
-CONTROL_TOKEN_ENV = "CHATCONF_MOCK_CONTROL_TOKEN"
-"""Environment variable `chatconf mock` reads the control token from (keeps it out of `ps`)."""
-
 
 def control_secret(config: MockConfig) -> str | None:
     """The Bearer token control requests must carry (None: no credential configured)."""
