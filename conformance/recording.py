@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .exchange import Exchange, HTTPRequest
+from .exchange import Exchange, HTTPRequest, is_http_status, not_a_status
 from .jsonutil import JSONError, dumps, loads
 from .outputs import AtomicFile, OutputError
 from .redact import redact_headers, redact_obj, redact_text
@@ -113,8 +113,8 @@ def record_to_exchange(record: Any, *, source: str = "", entry: int | None = Non
     if not isinstance(resp, dict):
         raise RecordError("'response' is not an object")
     status = resp.get("status")
-    if status is not None and not isinstance(status, int):
-        raise RecordError("'response.status' is not an integer")
+    if status is not None and not is_http_status(status):
+        raise RecordError(f"'response.status' {not_a_status(status)}")
     events = None
     base = 1_000_000_000  # synthetic send time so relative timings survive the round trip
     if resp.get("events") is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..exchange import Exchange, HTTPRequest, make_headers
+from ..exchange import Exchange, HTTPRequest, is_http_status, make_headers, not_a_status
 from ..jsonutil import JSONError, depth_exceeds, loads
 from ..redact import redact_text
 from ..sse import SSEError, decode_bytes, looks_like_sse
@@ -38,8 +38,6 @@ def read_har(path: Path, *, source: str = "", notes: list[str] | None = None) ->
     except OSError as exc:
         raise CaptureError(f"cannot read file: {exc.strerror or exc}") from exc
     with fh:
-        if fh.read(3) != b"\xef\xbb\xbf":
-            fh.seek(0)
         entries = _streamed_entries(fh)
         yield from _exchanges(entries, source=source, notes=notes)
 
@@ -48,24 +46,49 @@ def _streamed_entries(fh: Any) -> Iterator[Any]:
     """log.entries[i], one at a time; CaptureError when the file is not a HAR or not JSON."""
     import ijson
 
-    seen_entries = False
+    seen: list[bool] = []
+    handed = 0
     try:
-        for prefix, event, _value in ijson.parse(fh, buf_size=BLOCK_BYTES, use_float=True):
-            if prefix == "log.entries" and event == "start_array":
-                seen_entries = True
-                break
-            if prefix == "" and event == "end_map":
-                break
-        if not seen_entries:
-            raise CaptureError("not a HAR file: no log.entries list")
-        fh.seek(0)
-        if fh.read(3) != b"\xef\xbb\xbf":
-            fh.seek(0)
-        yield from ijson.items(fh, "log.entries.item", buf_size=BLOCK_BYTES, use_float=True)
+        try:
+            for entry in _entries(fh, ijson, seen):
+                handed += 1
+                yield entry
+        except ijson.JSONError as exc:
+            if "integer overflow" not in str(exc):
+                raise
+            # yajl keeps integers in 64 bits; the pure-Python parser has no limit (slower: only for the
+            # rare file with a bigger one, such as an impossible status, which the entry check names).
+            for i, entry in enumerate(_entries(fh, ijson.get_backend("python"), seen)):
+                if i >= handed:
+                    yield entry
     except ijson.JSONError as exc:
-        raise CaptureError(_json_reason(exc, seen_entries)) from None
+        raise CaptureError(_json_reason(exc, bool(seen))) from None
     except UnicodeDecodeError as exc:
         raise CaptureError(f"HAR file is not UTF-8 (byte {exc.start})") from None
+
+
+def _entries(fh: Any, backend: Any, seen: list[bool]) -> Iterator[Any]:
+    """The entries as `backend` parses them from the start of the file (`seen` notes log.entries)."""
+    _rewind(fh)
+    found = False
+    for prefix, event, _value in backend.parse(fh, buf_size=BLOCK_BYTES, use_float=True):
+        if prefix == "log.entries" and event == "start_array":
+            found = True
+            break
+        if prefix == "" and event == "end_map":
+            break
+    if not found:
+        raise CaptureError("not a HAR file: no log.entries list")
+    seen.append(True)
+    _rewind(fh)
+    yield from backend.items(fh, "log.entries.item", buf_size=BLOCK_BYTES, use_float=True)
+
+
+def _rewind(fh: Any) -> None:
+    """To the first byte of the document (after a UTF-8 BOM)."""
+    fh.seek(0)
+    if fh.read(3) != b"\xef\xbb\xbf":
+        fh.seek(0)
 
 
 def _json_reason(exc: Exception, seen_entries: bool) -> str:
@@ -180,8 +203,10 @@ def entry_exchange(entry: dict[str, Any], *, source: str = "", index: int = 0) -
     resp = entry.get("response") if isinstance(entry.get("response"), dict) else {}
     notes: list[str] = []
     status = resp.get("status")
-    if not isinstance(status, int) or isinstance(status, bool) or status <= 0:
+    if status is None or (status in (0, -1) and type(status) is int):
         status = None  # HAR writers use 0 or -1 for "no response"
+    elif not is_http_status(status):
+        raise CaptureError(f"{where}: response.status {not_a_status(status)}")
     content = resp.get("content")
     raw = _raw(content, f"{where} response.content")
     body_text = raw.decode("utf-8-sig", "replace") if isinstance(raw, bytes) else raw
