@@ -4,7 +4,8 @@ Locust or uvicorn imports).
 
 Exit codes (stable, DESIGN.md): 0 all good; 1 conformance failures / validation violations;
 2 usage error, unreadable input or unreachable target; 3 internal error (a bug: please report);
-4 a report file could not be written (conformance.outputs); 130 interrupted.
+4 a report file could not be written (conformance.outputs); 130 interrupted; 143 terminated (SIGTERM,
+handled like Ctrl-C: conformance.signals).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from . import __version__, settings
 from .errors import UsageError
 from .outputs import EXIT_OUTPUT, OutputError
 from .redact import console_text
+from .signals import EXIT_TERMINATED, Terminated, sigterm_interrupts
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -228,6 +230,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in sources.errors:
         print(f"chatconf {args.command}: error: {sources.errors[args.command]}", file=sys.stderr)
         return EXIT_USAGE
+    with sigterm_interrupts() as term:
+        code = _run(args)
+    return EXIT_TERMINATED if term.received else code
+
+
+def _run(args: argparse.Namespace) -> int:
+    """One command, every way it can end mapped to its exit code (DESIGN.md)."""
     try:
         module = importlib.import_module(f"conformance.commands.{args.command}")
         return int(module.main(args) or 0)
@@ -237,8 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OutputError as exc:
         print(f"chatconf {args.command}: error: {console_text(str(exc))}", file=sys.stderr)
         return EXIT_OUTPUT
-    except KeyboardInterrupt:
-        print(f"chatconf {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"chatconf {args.command}: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK

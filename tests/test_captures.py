@@ -372,7 +372,8 @@ def test_har_entry_with_an_impossible_status_is_unreadable_with_a_clear_reason(t
     called the file "truncated"), 999 an error answer, "200" a missing response."""
     entry = _entry("POST", URL, req=REQUEST, text=json.dumps(COMPLETION))
     entry["response"]["status"] = status
-    with pytest.raises(CaptureError, match=r"entry 0: response\.status .* is not an HTTP status \(an integer 100-599\)"):
+    reason = r"entry 0: response\.status .* is not an HTTP status \(an integer 100-599\)"
+    with pytest.raises(CaptureError, match=reason):
         list(read_path(write(tmp_path, "x.har", _har(entry))))
 
 
