@@ -94,11 +94,11 @@ class _Sink:
 
 
 def _pytest_args(args: argparse.Namespace) -> list[str]:
-    """The in-process pytest command line: no configuration file (the user's pytest.ini, pyproject
-    and conftest.py files never apply: `-c` names the null device, conftests stop at the suite), no
-    cache, no temporary files; the suite package is the root."""
+    """The in-process pytest command line: nothing of the working directory applies (its pytest.ini,
+    pyproject.toml and conftest.py: `-c` names the null device, the suite is given by path so pytest
+    looks for conftests there only, up to the suite itself), no cache, no temporary files."""
     suite = str(Path(conformance_suite.__file__).resolve().parent)
-    out = ["--pyargs", "conformance.suite", "-c", os.devnull, "--rootdir", suite, "--confcutdir", suite,
+    out = [suite, "-c", os.devnull, "--rootdir", suite, "--confcutdir", suite,
            "-p", "no:terminal", "-p", "no:cacheprovider", "-p", "no:randomly", "--chatconf-console",
            "--chatconf-settled",
            "--chatconf-profile", args.profile]
