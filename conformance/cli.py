@@ -4,7 +4,8 @@ Locust or uvicorn imports).
 
 Exit codes (stable, DESIGN.md): 0 all good; 1 conformance failures / validation violations;
 2 usage error, unreadable input or unreachable target; 3 internal error (a bug: please report);
-4 a report file could not be written (conformance.outputs); 130 interrupted.
+4 a report file could not be written (conformance.outputs); 130 interrupted; 143 terminated (SIGTERM,
+handled like Ctrl-C: conformance.signals).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from . import __version__, settings
 from .errors import UsageError
 from .outputs import EXIT_OUTPUT, OutputError
 from .redact import console_text
+from .signals import EXIT_TERMINATED, Terminated, sigterm_interrupts
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -143,7 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--host", default="127.0.0.1", help="address to bind (anything but loopback exposes the mock)")
     mock.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     mock.add_argument("--profile", default="dashscope", help="profile name or YAML path")
-    mock.add_argument("--api-key", help="accept only this Bearer token (default: any non-empty token)")
+    mock.add_argument("--api-key", help="accept only this Bearer token (default: any non-empty token); "
+                      "PUT /_mock/faults and POST /_mock/stats/reset then need it too")
+    mock.add_argument("--control-token", metavar="TOKEN",
+                      help="Bearer token for PUT /_mock/faults and POST /_mock/stats/reset instead of the API "
+                           "key (set CHATCONF_CONTROL_TOKEN to keep it out of ps); without either, they answer "
+                           "only on a loopback --host")
     mock.add_argument("--latency", metavar="FILE|NAME", help="latency profile: singapore|virginia|beijing|none or YAML")
     mock.add_argument("--fault", action="append", metavar="NAME", help="conformance fault mode (repeatable)")
     mock.add_argument("--list-faults", action="store_true", help="list fault modes and exit")
@@ -238,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         sources = _with_sources(parser, argv)
     except UsageError as exc:
-        print(f"chatconf: error: {exc}", file=sys.stderr)
+        print(f"chatconf: error: {console_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     args = parser.parse_args(argv)
     if not args.command:
@@ -247,17 +254,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in sources.errors:
         print(f"chatconf {args.command}: error: {sources.errors[args.command]}", file=sys.stderr)
         return EXIT_USAGE
+    with sigterm_interrupts() as term:
+        code = _run(args)
+    return EXIT_TERMINATED if term.received else code
+
+
+def _run(args: argparse.Namespace) -> int:
+    """One command, every way it can end mapped to its exit code (DESIGN.md)."""
     try:
         module = importlib.import_module(f"conformance.commands.{args.command}")
         return int(module.main(args) or 0)
-    except UsageError as exc:
-        print(f"chatconf {args.command}: error: {exc}", file=sys.stderr)
+    except UsageError as exc:  # may quote a file, a profile key or a server's text: one safe line
+        print(f"chatconf {args.command}: error: {console_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except OutputError as exc:
         print(f"chatconf {args.command}: error: {console_text(str(exc))}", file=sys.stderr)
         return EXIT_OUTPUT
-    except KeyboardInterrupt:
-        print(f"chatconf {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"chatconf {args.command}: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK

@@ -421,12 +421,11 @@ class ChatClient:
                 ex.notes.append(note)
                 ex.stream_check = sink
             if decoder.decode_errors:
-                # `chatconf validate` refuses these bytes; the live path must not pass them silently.
-                what = (f"invalid UTF-8 in event {decoder.decode_error_event} (byte {decoder.decode_error_offset} "
-                        f"of the stream; {decoder.decode_errors} invalid sequence(s) replaced by U+FFFD)")
-                ex.notes.append(what)
-                if not ex.transport_error:
-                    ex.transport_error = what
+                # The events that held the bytes are marked `not_utf8`: the stream rules report them
+                # (stream.json), as `chatconf validate` does for a capture of the same bytes.
+                ex.notes.append(f"invalid UTF-8 in event {decoder.decode_error_event} (byte "
+                                f"{decoder.decode_error_offset} of the stream; {decoder.decode_errors} invalid "
+                                "sequence(s) replaced by U+FFFD)")
 
     def _read_body(self, ex: Exchange, resp: httpx.Response, deadline: int) -> None:
         buf = bytearray()

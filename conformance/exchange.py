@@ -143,6 +143,20 @@ class EventKeeper:
                    else "rules run later see only the kept events"))
 
 
+def is_http_status(value: Any) -> bool:
+    """An HTTP status code as RFC 9110 defines them: a three-digit integer, 100 to 599 (no bool)."""
+    return type(value) is int and 100 <= value <= 599
+
+
+def not_a_status(value: Any) -> str:
+    """Why a captured status cannot be one, in a few words (a huge number is shortened)."""
+    shown = repr(value)
+    if len(shown) > 24:
+        unit = "digits" if type(value) is int else "characters"
+        shown = f"{shown[:12]}... ({len(shown)} {unit})"
+    return f"{shown} is not an HTTP status (an integer 100-599)"
+
+
 def make_headers(raw: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> dict[str, str]:
     """Header list or mapping -> redacted, lower-cased dict (repeated names joined with ', ')."""
     if raw is None:

@@ -216,6 +216,11 @@ def _resolve(name_or_path: str, seen: tuple[str, ...]) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=32)
 def load_profile(name_or_path: str = DEFAULT_PROFILE) -> Profile:
-    """Load a packaged profile by name, or a YAML file by path."""
+    """Load a packaged profile by name, or a YAML file by path (ProfileError when its shape is wrong)."""
+    from .profile_check import profile_problem
+
     data = _resolve(name_or_path, ())
+    problem = profile_problem(data)
+    if problem is not None:
+        raise ProfileError(f"profile {name_or_path}: {problem}")
     return Profile(name=str(data.get("name") or name_or_path), title=str(data.get("title") or ""), data=data)

@@ -14,7 +14,8 @@ sent (absent when unknown). A response the client did not keep whole (a flood, c
 carries `"not_kept": {"events": N, "chars": C}`: N events (their data, plus raw body text, C
 characters) were received but are not in the line; then each kept event has its stream `index`.
 Optional per-event keys: `event`, `id`, `terminated` (false for a trailing event the server never
-ended with a blank line). Non-JSON bodies go in `body_text`.
+ended with a blank line), `not_utf8` (true when the server sent bytes that are not UTF-8 in it;
+`data` holds U+FFFD in their place). Non-JSON bodies go in `body_text`.
 Headers are redacted on the way in (Exchange does it) and again on the way out, and every string
 of a line (bodies, events, notes, errors) goes through `redact_text`, so a server that echoes the
 key it received does not put it in the recording.
@@ -32,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .exchange import Exchange, HTTPRequest
+from .exchange import Exchange, HTTPRequest, is_http_status, not_a_status
 from .jsonutil import JSONError, dumps, loads
 from .outputs import AtomicFile, OutputError
 from .redact import redact_headers, redact_obj, redact_text
@@ -70,6 +71,8 @@ def exchange_to_record(ex: Exchange) -> dict[str, Any]:
                 item["id"] = ev.id
             if not ev.terminated:
                 item["terminated"] = False
+            if ev.not_utf8:
+                item["not_utf8"] = True
             events.append(item)
         response["events"] = events
         if any(ev.index != i for i, ev in enumerate(ex.events)):
@@ -110,8 +113,8 @@ def record_to_exchange(record: Any, *, source: str = "", entry: int | None = Non
     if not isinstance(resp, dict):
         raise RecordError("'response' is not an object")
     status = resp.get("status")
-    if status is not None and not isinstance(status, int):
-        raise RecordError("'response.status' is not an integer")
+    if status is not None and not is_http_status(status):
+        raise RecordError(f"'response.status' {not_a_status(status)}")
     events = None
     base = 1_000_000_000  # synthetic send time so relative timings survive the round trip
     if resp.get("events") is not None:
@@ -127,7 +130,8 @@ def record_to_exchange(record: Any, *, source: str = "", entry: int | None = Non
             index = item.get("index")
             events.append(SSEEvent(item["data"], event=item.get("event"), id=item.get("id"), t_ns=t_ns,
                                    index=index if isinstance(index, int) else i,
-                                   terminated=item.get("terminated", True) is not False))
+                                   terminated=item.get("terminated", True) is not False,
+                                   not_utf8=item.get("not_utf8") is True))
     timing = record.get("timing") if isinstance(record.get("timing"), dict) else {}
 
     def _t(key: str) -> int | None:

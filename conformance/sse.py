@@ -10,6 +10,7 @@ event's first byte, the event's position, and the trailing event a server left u
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -21,6 +22,8 @@ except ImportError:  # pragma: no cover - declared dependency
     _fast_loads = None
 
 DONE = "[DONE]"
+_ESCAPED = re.compile("[\udc80-\udcff]")
+"""An invalid byte decoded with `surrogateescape` (valid UTF-8 never decodes to a lone surrogate)."""
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
 _UNPARSED: Any = object()
 
@@ -30,12 +33,18 @@ class SSEError(ValueError):
 
 
 class SSEEvent:
-    """One dispatched event. `data` is the joined payload; `json` parses it once, on demand."""
+    """One dispatched event. `data` is the joined payload; `json` parses it once, on demand.
 
-    __slots__ = ("_json", "_parse_error", "data", "event", "id", "index", "retry", "t_ns", "terminated")
+    `not_utf8`: the bytes of this event's fields were not all UTF-8; its text holds U+FFFD in their
+    place, as every SSE client decodes it, and the stream rules report it (stream.json).
+    """
+
+    __slots__ = ("_json", "_parse_error", "data", "event", "id", "index", "not_utf8", "retry", "t_ns",
+                 "terminated")
 
     def __init__(self, data: str, event: str | None = None, id: str | None = None,
-                 retry: int | None = None, t_ns: int = 0, index: int = 0, terminated: bool = True):
+                 retry: int | None = None, t_ns: int = 0, index: int = 0, terminated: bool = True,
+                 not_utf8: bool = False):
         self.data = data
         self.event = event
         self.id = id
@@ -43,6 +52,7 @@ class SSEEvent:
         self.t_ns = t_ns
         self.index = index
         self.terminated = terminated
+        self.not_utf8 = not_utf8
         self._json: Any = _UNPARSED
         self._parse_error: str | None = None
 
@@ -127,13 +137,15 @@ class SSEDecoder:
         self.decode_errors = 0
         self.decode_error_offset: int | None = None   # stream byte offset of the first invalid byte
         self.decode_error_event: int | None = None    # index of the event that held it
+        self._escaped = False    # invalid bytes were seen: dispatched events are checked for them
 
     # -- public API -------------------------------------------------------------------------
 
     def feed(self, chunk: bytes, t_ns: int = 0) -> list[SSEEvent]:
-        """Decode a chunk. Invalid UTF-8 is replaced by U+FFFD (as browsers do) and counted in
-        `decode_errors`, with the first one located in `decode_error_offset`/`decode_error_event`
-        (a U+FFFD the server sent as valid UTF-8 is not counted)."""
+        """Decode a chunk. Invalid UTF-8 is replaced by U+FFFD (as browsers do), counted in
+        `decode_errors`, the first one located in `decode_error_offset`/`decode_error_event`, and every
+        event holding such bytes is marked `not_utf8` (a U+FFFD the server sent as valid UTF-8 is not
+        counted and marks nothing)."""
         if not chunk:
             return []
         start = self.bytes_in
@@ -141,24 +153,38 @@ class SSEDecoder:
         pending = self._utf8.getstate()[0]
         text = self._utf8.decode(chunk)
         if "\ufffd" not in text:
-            return self._feed_text(text, t_ns)
+            return self._mark(self._feed_text(text, t_ns)) if self._escaped else self._feed_text(text, t_ns)
         data = pending + chunk
         bad = text.count("\ufffd") - data.count(b"\xef\xbf\xbd")
-        if bad <= 0 or self.decode_error_offset is not None:
-            self.decode_errors += max(0, bad)
-            return self._feed_text(text, t_ns)
-        # The first invalid byte: feed the text before it, so the event it falls in is known.
-        try:
-            data.decode("utf-8")
-            at = len(data)
-        except UnicodeDecodeError as exc:
-            at = exc.start
-        cut = len(data[:at].decode("utf-8", "replace"))
-        events = self._feed_text(text[:cut], t_ns) if cut else []
+        if bad <= 0:
+            return self._mark(self._feed_text(text, t_ns)) if self._escaped else self._feed_text(text, t_ns)
+        # Decode the same bytes again with each invalid byte kept as a lone surrogate (which valid
+        # UTF-8 never yields), so the events that hold one are known when they are dispatched.
+        held = len(self._utf8.getstate()[0])
+        text = data[:len(data) - held].decode("utf-8", "surrogateescape")
+        self._escaped = True
         self.decode_errors += bad
-        self.decode_error_offset = start - len(pending) + at
+        if self.decode_error_offset is not None:
+            return self._mark(self._feed_text(text, t_ns))
+        # The first invalid byte: feed the text before it, so the event it falls in is known.
+        cut = _ESCAPED.search(text).start()  # type: ignore[union-attr]  # bad > 0: there is one
+        events = self._feed_text(text[:cut], t_ns) if cut else []
+        self.decode_error_offset = start - len(pending) + len(text[:cut].encode("utf-8", "surrogatepass"))
         self.decode_error_event = self._count
         events += self._feed_text(text[cut:], t_ns)
+        return self._mark(events)
+
+    def _mark(self, events: list[SSEEvent]) -> list[SSEEvent]:
+        """Events holding escaped invalid bytes: U+FFFD in their place, and `not_utf8` set."""
+        for ev in events:
+            fields = (ev.data, ev.event or "", ev.id or "")
+            if any(_ESCAPED.search(f) for f in fields):
+                ev.not_utf8 = True
+                ev.data = _replace_escaped(ev.data)
+                if ev.event is not None:
+                    ev.event = _replace_escaped(ev.event)
+                if ev.id is not None:
+                    ev.id = _replace_escaped(ev.id)
         return events
 
     def feed_text(self, text: str, t_ns: int = 0) -> list[SSEEvent]:
@@ -170,12 +196,14 @@ class SSEDecoder:
         """End of stream: flush an unterminated trailing event (if it has data)."""
         pending = self._utf8.getstate()[0]
         tail = self._utf8.decode(b"", final=True)
-        events = self._feed_text(tail, 0) if tail else []
         if pending and "\ufffd" in tail:  # the stream ended inside a UTF-8 sequence
+            tail = pending.decode("utf-8", "surrogateescape")
+            self._escaped = True
             self.decode_errors += 1
             if self.decode_error_offset is None:
                 self.decode_error_offset = self.bytes_in - len(pending)
-                self.decode_error_event = self._count - len(events)
+                self.decode_error_event = self._count
+        events = self._feed_text(tail, 0) if tail else []
         if self._parts:
             line = "".join(self._parts)
             self._parts = []
@@ -183,7 +211,7 @@ class SSEDecoder:
             self._process_line(line, self._buf_t)
         if self._data:
             events.append(self._dispatch(terminated=False))
-        return events
+        return self._mark(events) if self._escaped else events
 
     def iter_events(self, chunks: Iterable[tuple[bytes, int]]) -> Iterator[SSEEvent]:
         """Decode a whole stream of `(bytes, t_ns)` pairs, including the flush at the end."""
@@ -349,6 +377,11 @@ class SSEDecoder:
         self._retry = None
         self._event_t = None
         return ev
+
+
+def _replace_escaped(text: str) -> str:
+    """What the UTF-8 decoder in `replace` mode gives for the same bytes (one U+FFFD per bad sequence)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def decode_bytes(data: bytes, t_ns: int = 0) -> list[SSEEvent]:

@@ -47,7 +47,13 @@ def resolve_target(profile: Profile, *, base_url: str | None = None, region: str
 
 
 def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
+    return is_loopback_host(urlsplit(url).hostname or "")
+
+
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback address; any other name counts as reachable from elsewhere (a name
+    is not resolved: what it points to can change after the check)."""
+    host = host.strip("[]")
     if host == "localhost":
         return True
     try:

@@ -67,6 +67,9 @@ class FileResult:
         if self.warnings:
             out["warnings"] = [_violation_dict(v) for v in self.warnings]
         out["exchanges"] = self.exchanges
+        if self.status in (VALID, INVALID):
+            out["violation_count"] = self.violation_count   # every one found, listed or not
+            out["warning_count"] = self.warning_count
         if self.unlisted:
             out["unlisted"] = dict(sorted(self.unlisted.items()))
         if self.notes:
@@ -229,7 +232,9 @@ def _add(result: FileResult, v: Violation) -> None:
     warning = v.level == "warning"
     bucket = result.warnings if warning else result.violations
     key = f"warning:{v.rule}" if warning else v.rule
-    if result.listed[key] >= MAX_LISTED_PER_RULE:
+    if v.unlisted:  # a checker's summary of findings it did not list: they count all the same
+        result.unlisted[key] += v.unlisted
+    elif result.listed[key] >= MAX_LISTED_PER_RULE:
         result.unlisted[key] += 1
     else:
         result.listed[key] += 1

@@ -76,7 +76,7 @@ def make_sample(
         "reasoning_tokens": m.reasoning_tokens,
         "events": m.events,
         "token_events": m.token_events,
-        "violations": len(violations),
+        "violations": sum(v.get("count", 1) for v in violations),
         "violation_samples": violations[:3],
         "request_id": request_id,
     }

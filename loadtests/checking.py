@@ -43,5 +43,8 @@ def check_stream(ex: Exchange, profile: Any) -> list[dict[str, Any]]:
     for v in found:
         if getattr(v, "level", "error") != "error":
             continue
-        out.append({"rule": v.rule, "message": v.message[:300], "event": v.event, "pointer": v.pointer})
+        item = {"rule": v.rule, "message": v.message[:300], "event": v.event, "pointer": v.pointer}
+        if v.unlisted:  # the checker's summary of findings it did not list: they count all the same
+            item["count"] = v.unlisted
+        out.append(item)
     return out

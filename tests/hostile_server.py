@@ -57,7 +57,15 @@ def valid_stream() -> bytes:
     return ("".join(events) + "data: [DONE]\n\n").encode()
 
 
+_BAD_CHUNK = (b'data: {"id":"chatcmpl-x","object":"chat.completion.chunk","created":1,'
+              b'"model":"qwen-plus","choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":%s}]}\n\n')
+
+
 class HostileServer:
+    SSE_BAD_UTF8 = (_BAD_CHUNK % (b"hello", b"null") + _BAD_CHUNK % (b"caf\xe9 \xff", b"null")
+                    + _BAD_CHUNK % (b"", b'"stop"') + b"data: [DONE]\n\n")
+    """The `sse-bad-utf8` body: event 1 holds bytes that are not UTF-8."""
+
     def __init__(self, mode: str, *, preflight_ok: bool = False, flood_bytes: int = FLOOD_BYTES, ok_first: int = 0,
                  free_slots: int = 3, slot_ms: float = 40.0):
         self.requests = 0
@@ -188,10 +196,7 @@ class HostileServer:
                     writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
                                  b"content-length: %d\r\n\r\n" % len(body) + body)
                 elif self.mode == "sse-bad-utf8":
-                    chunk = (b'data: {"id":"chatcmpl-x","object":"chat.completion.chunk","created":1,'
-                             b'"model":"qwen-plus","choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":%s}]}\n\n')
-                    body = (chunk % (b"hello", b"null") + chunk % (b"caf\xe9 \xff", b"null")
-                            + chunk % (b"", b'"stop"') + b"data: [DONE]\n\n")
+                    body = self.SSE_BAD_UTF8
                     writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                                  b"content-length: %d\r\n\r\n" % len(body) + body)
                 elif self.mode == "echo-key":

@@ -77,12 +77,16 @@ def test_sse_error_body_on_a_stream_request_becomes_an_error_exchange(tmp_path: 
     assert ex.is_error
 
 
-def test_sse_invalid_utf8_after_events_raises_while_iterating(tmp_path: Path) -> None:
+@pytest.mark.parametrize("before", [0, 1, 2000])
+def test_sse_invalid_utf8_marks_the_event_that_holds_it_wherever_it_sits(tmp_path: Path, before: int) -> None:
+    """Issue 13 item 7: it used to make the file unreadable; now the event is decoded as a live client
+    decodes it (U+FFFD) and marked, so the stream rules report it, as they do on the live path."""
     good = sse_text(CHUNK).encode()
-    path = write(tmp_path, "bad.sse", good * 2000 + b"data: \xc3\x28\n\n")
-    ex = one(path)
-    with pytest.raises(CaptureError, match=rf"invalid UTF-8 at byte {len(good) * 2000 + 6}"):
-        list(ex.events)
+    path = write(tmp_path, "bad.sse", good * before + b"data: {\"x\": \"\xc3\x28\"}\n\n" + good)
+    events = list(one(path).events)
+    assert [ev.index for ev in events if ev.not_utf8] == [before]
+    assert events[before].data == '{"x": "\ufffd("}' and events[before].json == {"x": "\ufffd("}
+    assert not any(ev.not_utf8 for ev in events[before + 1:])
 
 
 def _peak_while_iterating(path: Path, chunks: int) -> int:
@@ -358,3 +362,47 @@ def test_jsonl_lines_may_be_bare_documents(tmp_path: Path) -> None:
     assert exchanges[1].status == 200 and exchanges[1].request.body == REQUEST
     assert exchanges[2].body == COMPLETION and exchanges[3].is_error
     assert NOTE_SINGLE_CHUNK in exchanges[4].notes
+
+
+# -- issue 13 item 7: an HTTP status is an integer 100-599; a HAR stream keeps its own bytes ---------
+
+@pytest.mark.parametrize("status", [10**30, 999, 99, 600, "200", True, 200.5, -7])
+def test_har_entry_with_an_impossible_status_is_unreadable_with_a_clear_reason(tmp_path: Path, status: object) -> None:
+    """Before: 10**30 was a valid answer (no range check; since HARs are streamed, a yajl overflow
+    called the file "truncated"), 999 an error answer, "200" a missing response."""
+    entry = _entry("POST", URL, req=REQUEST, text=json.dumps(COMPLETION))
+    entry["response"]["status"] = status
+    reason = r"entry 0: response\.status .* is not an HTTP status \(an integer 100-599\)"
+    with pytest.raises(CaptureError, match=reason):
+        list(read_path(write(tmp_path, "x.har", _har(entry))))
+
+
+@pytest.mark.parametrize("status", [0, -1, None])
+def test_har_entry_without_a_response_status_checks_the_request_only(tmp_path: Path, status: object) -> None:
+    entry = _entry("POST", URL, req=REQUEST, text=json.dumps(COMPLETION))
+    entry["response"]["status"] = status
+    ex = one(write(tmp_path, "x.har", _har(entry)))
+    assert ex.status is None and any("request checked only" in n for n in ex.notes)
+
+
+def test_a_64_bit_overflow_elsewhere_in_a_har_does_not_make_it_unreadable(tmp_path: Path) -> None:
+    entries = [_entry("POST", URL, req=REQUEST, text=json.dumps(COMPLETION)) for _ in range(3)]
+    entries[1]["response"]["bodySize"] = 2**70   # beyond the C parser's 64-bit integers
+    exchanges = list(read_path(write(tmp_path, "x.har", _har(*entries))))
+    assert [ex.entry for ex in exchanges] == [0, 1, 2] and all(ex.body == COMPLETION for ex in exchanges)
+
+
+def test_a_recording_with_an_impossible_status_is_unreadable(tmp_path: Path) -> None:
+    line = {"chatconf": "recording/1", "entry": 0, "request": {"body": REQUEST},
+            "response": {"status": 10**30, "headers": {}, "body": COMPLETION}}
+    with pytest.raises(CaptureError, match=r"'response\.status' .* is not an HTTP status"):
+        list(read_path(write(tmp_path, "x.jsonl", json.dumps(line) + "\n")))
+
+
+def test_har_base64_stream_with_invalid_utf8_marks_its_event(tmp_path: Path) -> None:
+    """The raw bytes go to the SSE decoder, as a live stream's do (it was "not UTF-8 text": unreadable)."""
+    body = (sse_text(CHUNK).encode() + b'data: {"x": "caf\xe9"}\n\n' + b"data: [DONE]\n\n")
+    entry = _entry("POST", URL, req=REQUEST, mime="text/event-stream", text="")
+    entry["response"]["content"].update(text=base64.b64encode(body).decode(), encoding="base64")
+    ex = one(write(tmp_path, "x.har", _har(entry)))
+    assert [ev.index for ev in ex.events if ev.not_utf8] == [1] and ex.events[1].json == {"x": "caf\ufffd"}

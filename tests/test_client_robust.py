@@ -97,15 +97,23 @@ def test_decoder_counts_a_stream_cut_inside_a_character():
     assert dec.decode_errors == 1 and dec.decode_error_event == 1 and dec.decode_error_offset == 17
 
 
-def test_live_stream_with_invalid_utf8_is_a_transport_error():
-    with HostileServer("sse-bad-utf8") as server, ChatClient(ClientConfig(server.base_url)) as client:
-        ex = client.chat({**BODY, "stream": True})
-    assert ex.status == 200 and len(ex.events) == 4
-    assert ex.transport_error is not None and ex.transport_error.startswith("invalid UTF-8 in event 1 (byte ")
+def test_live_stream_with_invalid_utf8_is_a_stream_json_finding_at_its_event():
+    """The stream arrived whole (no transport error); the event that held the bytes breaks stream.json,
+    the rule a capture of the same bytes breaks under `chatconf validate` (and the load client's)."""
     from conformance.profiles import load_profile
     from conformance.rules import check_exchange
-    rules = {v.rule for v in check_exchange(ex, load_profile("dashscope"))}
-    assert "stream.terminated" in rules
+    from loadtests.checking import check_stream
+
+    with HostileServer("sse-bad-utf8") as server, ChatClient(ClientConfig(server.base_url)) as client:
+        ex = client.chat({**BODY, "stream": True})
+    assert ex.status == 200 and len(ex.events) == 4 and ex.transport_error is None
+    assert [ev.index for ev in ex.events if ev.not_utf8] == [1] and "caf\ufffd \ufffd" in ex.events[1].data
+    assert any(n.startswith("invalid UTF-8 in event 1 (byte ") for n in ex.notes)
+    profile = load_profile("dashscope")
+    found = [(v.rule, v.event) for v in check_exchange(ex, profile) if v.rule in ("stream.json", "stream.terminated")]
+    assert found == [("stream.json", 1)]
+    assert [(v["rule"], v["event"]) for v in check_stream(ex, profile) if v["rule"] == "stream.json"] == [
+        ("stream.json", 1)]
 
 
 # -- item 3: the key the harness sent never leaves the process ---------------------------------------

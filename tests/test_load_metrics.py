@@ -215,3 +215,21 @@ def test_percentiles_are_exact_linear_interpolation():
     assert s["count"] == 1001 and s["min"] <= s["p50"] <= s["p90"] <= s["p95"] <= s["p99"] <= s["max"]
     empty = summarize([])
     assert empty["count"] == 0 and empty["p50"] is None
+
+
+def test_a_stream_breaking_a_rule_on_every_chunk_counts_every_violation():
+    """Issue 13 item 7: the checker lists 50 per rule and summarises the rest; the load sample counted
+    that summary as one violation (a 200-chunk stream with another id on each chunk: 51, not 199)."""
+    from conformance.profiles import load_profile
+    from loadtests.checking import check_stream
+
+    role = chunk({"role": "assistant", "content": ""})
+    items = [(1, role)] + [(2 + i, {**chunk({"content": "x"}), "id": f"chatcmpl-{i}"}) for i in range(2, 201)]
+    items += [(300, chunk({"content": ""}, finish="stop")), (301, chunk(usage=USAGE, choices=False)),
+              (302, "[DONE]")]
+    ex = stream(*items)
+    found = check_stream(ex, load_profile("dashscope"))
+    sample = make_sample(stream_metrics(ex), region="r", kind="short", t_wall=1.0, worker=0, violations=found)
+    same = [v for v in found if v["rule"] == "stream.same-id"]
+    assert len(same) == 51 and same[-1]["count"] == 149 and all("count" not in v for v in same[:-1])
+    assert sample["violations"] == 199 + len(found) - len(same)   # 199 same-id, plus the others listed

@@ -135,7 +135,7 @@ def test_repeated_violations_are_capped_with_a_summary() -> None:
     found = run(items)
     same = [v for v in found if v.rule == "stream.same-id"]
     assert len(same) == MAX_PER_RULE + 1
-    assert same[-1].message.startswith("30 more stream.same-id")
+    assert same[-1].message.startswith("30 more stream.same-id") and same[-1].unlisted == 30
 
 
 def test_strict_mode_reports_unknown_fields_once_as_warnings() -> None:

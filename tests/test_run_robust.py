@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -14,7 +17,7 @@ import pytest
 from conformance.recording import iter_recording
 
 from .hostile_server import HostileServer
-from .test_run_cli import run
+from .test_run_cli import CHATCONF, run
 
 CANARY = "canary-7f3a9c2e1b"
 FAST = "not test_rejected or temperature"  # one property check, not twenty (each costs seconds)
@@ -48,16 +51,28 @@ def test_strings_no_encoder_likes_are_recorded_and_reported(tmp_path: Path):
     assert json.loads(check.stdout)["files"][0]["exchanges"] == len(lines)
 
 
-def test_invalid_utf8_in_a_live_stream_fails_stream_checks(tmp_path: Path):
+def test_invalid_utf8_in_a_live_stream_is_the_rule_validate_reports(tmp_path: Path):
+    """Issue 13 item 7: one rule for the same bytes on both paths. The live stream used to be a transport
+    error (stream.terminated, transport.complete) while validate called a transcript of it unreadable;
+    now the run, its recording and the raw transcript all report stream.json at event 1."""
     with HostileServer("sse-bad-utf8") as server:
         proc = run("run", "--base-url", server.base_url, "--max-requests", "30", "--examples", "1", "--timeout", "2",
-                   "-k", "transport.complete or stream.terminated", "--report-dir", str(tmp_path), timeout=180)
+                   "-k", "transport.complete or stream.json or stream.terminated", "--report-dir", str(tmp_path),
+                   timeout=180)
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
-    broken = {c["id"]: (c["status"], c["message"]) for c in _summary(tmp_path)["checks"]}
-    assert broken["transport.complete"][0] == "failed"            # must: the answer did not arrive whole
-    assert "invalid UTF-8 in event 1" in broken["transport.complete"][1], broken
-    assert broken["stream.terminated"][0] == "warned"             # should (S31): production parsers' habit
-    assert "invalid UTF-8 in event 1" in broken["stream.terminated"][1], broken
+    checks = {c["id"]: (c["status"], c["message"]) for c in _summary(tmp_path)["checks"]}
+    assert checks["stream.json"][0] == "failed" and "not UTF-8" in checks["stream.json"][1], checks
+    assert "(event 1)" in checks["stream.json"][1], checks
+    assert checks["transport.complete"][0] == "passed" and checks["stream.terminated"][0] == "passed", checks
+    recorded = run("validate", "--json", str(tmp_path / "recording.jsonl"))
+    streams = [v for v in json.loads(recorded.stdout)["files"][0]["violations"] if v["rule"] == "stream.json"]
+    assert streams and all(v["event"] == 1 for v in streams), recorded.stdout
+    transcript = tmp_path / "stream.sse"
+    transcript.write_bytes(HostileServer.SSE_BAD_UTF8)
+    raw = run("validate", "--json", str(transcript))
+    (f,) = json.loads(raw.stdout)["files"]
+    assert f["status"] == "invalid" and [(v["rule"], v["event"]) for v in f["violations"]
+                                         if v["rule"] == "stream.json"] == [("stream.json", 1)]
 
 
 def test_a_key_the_server_echoes_appears_nowhere(tmp_path: Path):
@@ -112,3 +127,33 @@ def test_flooding_server_is_judged_on_every_event_and_the_cut_is_said(tmp_path: 
     streamed = [ex for ex in iter_recording(lines) if ex.events]
     assert streamed and all(ex.dropped_events and len(ex.events) <= 1050 for ex in streamed)
     assert max(len(line) for line in lines) < 400 * 1024  # of a 1 MiB stream (16 MB ones: the same)
+
+
+# -- issue 13 item 7: nothing left in the user's working directory or /tmp, however the run ends ------
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stopped_run_leaves_no_files_behind_and_writes_its_partial_report(tmp_path: Path, sig: int,
+                                                                           code: int) -> None:
+    """Before: every run wrote .hypothesis/ into the working directory, and SIGTERM (Python's default
+    handler) killed the run without its `finally`: no report, /tmp/chatconf-run-* left behind."""
+    work, tmp, cache, reports = (tmp_path / name for name in ("work", "tmp", "cache", "reports"))
+    for directory in (work, tmp, cache):
+        directory.mkdir()
+    env = {**os.environ, "NO_COLOR": "1", "TMPDIR": str(tmp), "XDG_CACHE_HOME": str(cache)}
+    for name in ("DASHSCOPE_API_KEY", "HYPOTHESIS_STORAGE_DIRECTORY"):
+        env.pop(name, None)
+    proc = subprocess.Popen([*CHATCONF, "run", "--examples", "200", "--report-dir", str(reports)], cwd=work,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 90
+    for line in proc.stdout:  # wait until a Hypothesis property has run (its caches exist), then stop it
+        if "rejected when broken" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(sig)
+    rest, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, rest[-2000:] + err[-1000:]
+    assert "INTERRUPTED" in rest and "Traceback" not in err
+    assert json.loads((reports / "summary.json").read_text())["interrupted"] is True
+    assert sorted(p.name for p in work.iterdir()) == []                  # no .hypothesis/, nothing
+    assert sorted(p.name for p in tmp.iterdir()) == []                   # no chatconf-run-*
+    assert (cache / "chatconf" / "hypothesis").is_dir()                  # the caches went here instead

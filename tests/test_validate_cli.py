@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -413,3 +414,84 @@ def test_untrusted_text_cannot_reach_the_terminal_raw(tmp_path: Path) -> None:
         assert bad not in proc.stdout + proc.stderr
     assert not any(line.startswith("FAKE.sse") for line in proc.stdout.splitlines())
     assert "\\x1b" in proc.stdout and "\\u000a" in proc.stdout.replace("\\x0a", "\\u000a")
+
+
+# -- issue 13 item 7: totals count every violation, however few are listed ---------------------------
+
+def _chunk(i: int, **over: Any) -> str:
+    chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1770285809, "model": "qwen-plus",
+             "choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": None}], **over}
+    return f"data: {json.dumps(chunk)}\n\n"
+
+
+def test_totals_count_every_violation_when_listing_is_capped(capsys: pytest.CaptureFixture[str],
+                                                             tmp_path: Path) -> None:
+    """Before: a stream breaking 3 rules on each of 300 chunks reported "153 violations" (50 listed per
+    rule plus one summary line each counted as one); the true count is 897."""
+    first = _chunk(0, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+    body = [first] + [_chunk(i, id=f"chatcmpl-x{i}", model=f"m{i}", created=1770285809 + i) for i in range(1, 300)]
+    body.append(_chunk(300, choices=[{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}]))
+    path = tmp_path / "flood.sse"
+    path.write_text("".join(body) + "data: [DONE]\n\n", encoding="utf-8")
+    code, out, _ = run(capsys, str(path))
+    lines = out.splitlines()
+    assert code == 1
+    assert lines[-2] == f"{path}: INVALID (897 violations (first 150 listed), 1 exchange)"
+    assert lines[-1] == "1 file: 0 valid, 1 invalid (897 violations (first 150 listed)), 0 unreadable"
+    assert f"{path}: ... 249 more stream.same-id finding(s) not listed" in lines
+    code, doc = run_json(capsys, str(path))
+    (f,) = doc["files"]
+    assert f["violation_count"] == 897 and len(f["violations"]) == 150
+    assert f["unlisted"] == {"stream.same-created": 249, "stream.same-id": 249, "stream.same-model": 249}
+
+
+def test_schema_errors_beyond_the_per_object_cap_are_counted(capsys: pytest.CaptureFixture[str],
+                                                             tmp_path: Path) -> None:
+    """Before: the 21st and later schema errors of one object vanished from the total without a trace."""
+    choices = [{"index": i, "message": {"role": "robot", "content": "x"}, "finish_reason": "stop"} for i in range(30)]
+    completion = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1770285809, "model": "qwen-plus",
+                  "choices": choices, "system_fingerprint": None,
+                  "usage": {"prompt_tokens": 1, "completion_tokens": 30, "total_tokens": 31}}
+    path = tmp_path / "completion.json"
+    path.write_text(json.dumps(completion), encoding="utf-8")
+    code, doc = run_json(capsys, str(path))
+    (f,) = doc["files"]
+    schema = [v for v in f["violations"] if v["rule"] == "schema.completion"]
+    assert code == 1 and len(schema) == 20 and f["unlisted"] == {"schema.completion": 10}
+    assert f["violation_count"] == len(f["violations"]) + 10
+
+
+def _nul_capture(tmp_path: Path, fmt: str, at: int) -> Path:
+    """A long clean capture (past the 64 KiB sniffed block) with one raw NUL inside record `at`."""
+    if fmt == "sse":
+        role = _chunk(0, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+        records = [role] + [_chunk(i) for i in range(1, 600)]
+        records.append(_chunk(600, choices=[{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}]))
+        records[at] = records[at].replace('"content": "x"', '"content": "x\x00y"')
+        text = "".join(records) + "data: [DONE]\n\n"
+    else:
+        line = json.dumps({"model": "qwen-plus", "messages": [{"role": "user", "content": "hi"}]})
+        records = [line] * 1200
+        records[at] = line.replace('"hi"', '"h\x00i"')
+        text = "\n".join(records) + "\n"
+    path = tmp_path / f"nul-{at}.{fmt}"
+    path.write_text(text, encoding="utf-8")
+    assert (len(text.split("\x00")[0]) < 1024) == (at < 3)   # early: inside the first block; late: past it
+    return path
+
+
+@pytest.mark.parametrize(("fmt", "status", "finding"), [("sse", "invalid", "stream.json"),
+                                                        ("jsonl", "unreadable", "not JSON")])
+def test_a_nul_byte_gets_one_verdict_wherever_it_sits(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                      fmt: str, status: str, finding: str) -> None:
+    """Issue 13 item 7: a NUL in the first 64 KiB made a file UNREADABLE ("binary"), one after it INVALID.
+    A NUL in a recognised capture is now the reader's to judge: in an SSE data frame it is a frame that
+    is not JSON (stream.json), in a JSONL line a line that is not JSON (unreadable), at any offset."""
+    verdicts = []
+    for at in (1, 1000 if fmt == "jsonl" else 500):
+        code, doc = run_json(capsys, str(_nul_capture(tmp_path, fmt, at)))
+        (f,) = doc["files"]
+        what = [v["rule"] for v in f["violations"]] if f["status"] == "invalid" else re.sub(r"\d+", "N", f["error"])
+        verdicts.append((code, f["status"], what))
+        assert f["status"] == status and finding in str(what), f
+    assert verdicts[0] == verdicts[1]

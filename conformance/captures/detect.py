@@ -1,8 +1,10 @@
 """Which reader a file needs: by `--format`, then by content (SSE is unmistakable), then extension.
 
 Only the first block is looked at, so detection is cheap on multi-GB files. Empty and binary files
-are refused here with a clear reason, before any reader runs. Markup (HTML reports, JUnit XML) and
-`.log` files of plain text are not captures at all: `NotACapture` names them, and validate skips them.
+are refused here with a clear reason, before any reader runs; a NUL byte in a file that is recognisably
+SSE or JSON is left to the reader, so the verdict never depends on the byte's offset. Markup (HTML
+reports, JUnit XML) and `.log` files of plain text are not captures at all: `NotACapture` names them,
+and validate skips them.
 """
 
 from __future__ import annotations
@@ -38,13 +40,15 @@ def sniff(head: bytes, suffix: str = "") -> str:
         raise NotACapture("HTML document")
     if not body.strip():
         raise CaptureError("empty file" if not head else "file contains only whitespace")
-    if b"\x00" in head:
-        raise CaptureError("binary file (contains NUL bytes), not a text capture")
     text = body.decode("utf-8", errors="replace")
     if looks_like_sse(text):
         return "sse"
     by_ext = EXTENSIONS.get(suffix.lower())
     stripped = text.lstrip()
+    if b"\x00" in head and stripped[:1] not in ("{", "["):
+        # Neither SSE nor JSON: binary. A NUL inside a recognised capture is the reader's to judge, as
+        # it is past this first block (SSE: a data frame that is not JSON; JSON: not a document).
+        raise CaptureError("binary file (contains NUL bytes), not a text capture")
     markup = _markup(stripped)
     if markup is not None:
         raise NotACapture(markup)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..exchange import Exchange, HTTPRequest, make_headers
+from ..exchange import Exchange, HTTPRequest, is_http_status, make_headers, not_a_status
 from ..jsonutil import JSONError, depth_exceeds, loads
 from ..redact import redact_text
 from ..sse import SSEError, decode_bytes, looks_like_sse
@@ -38,8 +38,6 @@ def read_har(path: Path, *, source: str = "", notes: list[str] | None = None) ->
     except OSError as exc:
         raise CaptureError(f"cannot read file: {exc.strerror or exc}") from exc
     with fh:
-        if fh.read(3) != b"\xef\xbb\xbf":
-            fh.seek(0)
         entries = _streamed_entries(fh)
         yield from _exchanges(entries, source=source, notes=notes)
 
@@ -48,24 +46,49 @@ def _streamed_entries(fh: Any) -> Iterator[Any]:
     """log.entries[i], one at a time; CaptureError when the file is not a HAR or not JSON."""
     import ijson
 
-    seen_entries = False
+    seen: list[bool] = []
+    handed = 0
     try:
-        for prefix, event, _value in ijson.parse(fh, buf_size=BLOCK_BYTES, use_float=True):
-            if prefix == "log.entries" and event == "start_array":
-                seen_entries = True
-                break
-            if prefix == "" and event == "end_map":
-                break
-        if not seen_entries:
-            raise CaptureError("not a HAR file: no log.entries list")
-        fh.seek(0)
-        if fh.read(3) != b"\xef\xbb\xbf":
-            fh.seek(0)
-        yield from ijson.items(fh, "log.entries.item", buf_size=BLOCK_BYTES, use_float=True)
+        try:
+            for entry in _entries(fh, ijson, seen):
+                handed += 1
+                yield entry
+        except ijson.JSONError as exc:
+            if "integer overflow" not in str(exc):
+                raise
+            # yajl keeps integers in 64 bits; the pure-Python parser has no limit (slower: only for the
+            # rare file with a bigger one, such as an impossible status, which the entry check names).
+            for i, entry in enumerate(_entries(fh, ijson.get_backend("python"), seen)):
+                if i >= handed:
+                    yield entry
     except ijson.JSONError as exc:
-        raise CaptureError(_json_reason(exc, seen_entries)) from None
+        raise CaptureError(_json_reason(exc, bool(seen))) from None
     except UnicodeDecodeError as exc:
         raise CaptureError(f"HAR file is not UTF-8 (byte {exc.start})") from None
+
+
+def _entries(fh: Any, backend: Any, seen: list[bool]) -> Iterator[Any]:
+    """The entries as `backend` parses them from the start of the file (`seen` notes log.entries)."""
+    _rewind(fh)
+    found = False
+    for prefix, event, _value in backend.parse(fh, buf_size=BLOCK_BYTES, use_float=True):
+        if prefix == "log.entries" and event == "start_array":
+            found = True
+            break
+        if prefix == "" and event == "end_map":
+            break
+    if not found:
+        raise CaptureError("not a HAR file: no log.entries list")
+    seen.append(True)
+    _rewind(fh)
+    yield from backend.items(fh, "log.entries.item", buf_size=BLOCK_BYTES, use_float=True)
+
+
+def _rewind(fh: Any) -> None:
+    """To the first byte of the document (after a UTF-8 BOM)."""
+    fh.seek(0)
+    if fh.read(3) != b"\xef\xbb\xbf":
+        fh.seek(0)
 
 
 def _json_reason(exc: Exception, seen_entries: bool) -> str:
@@ -114,8 +137,8 @@ def _skip_reason(entry: Any) -> str | None:
     return None
 
 
-def _text(holder: Any, what: str) -> str | None:
-    """`text` of a postData/content object, base64-decoded when `encoding` says so."""
+def _raw(holder: Any, what: str) -> str | bytes | None:
+    """`text` of a postData/content object: a str, or the bytes when `encoding` is base64."""
     if not isinstance(holder, dict):
         return None
     text = holder.get("text")
@@ -126,16 +149,26 @@ def _text(holder: Any, what: str) -> str | None:
     encoding = str(holder.get("encoding") or "").lower()
     if encoding == "base64":
         try:
-            raw = base64.b64decode(text, validate=False)
+            return base64.b64decode(text, validate=False)
         except (binascii.Error, ValueError) as exc:
             raise CaptureError(f"{what}: invalid base64 ({exc})") from exc
-        try:
-            return raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise CaptureError(f"{what}: base64 body is not UTF-8 text (byte {exc.start})") from exc
-    elif encoding:
+    if encoding:
         raise CaptureError(f"{what}: unsupported encoding {encoding!r}")
     return text
+
+
+def _text(holder: Any, what: str) -> str | None:
+    raw = _raw(holder, what)
+    return _utf8(raw, what) if isinstance(raw, bytes) else raw
+
+
+def _utf8(raw: bytes, what: str) -> str:
+    """A JSON body's bytes as text (an event stream's bytes go to the SSE decoder instead, which marks
+    invalid UTF-8 as a stream finding)."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CaptureError(f"{what}: base64 body is not UTF-8 text (byte {exc.start})") from exc
 
 
 def _parse(text: str) -> tuple[Any, str | None]:
@@ -170,10 +203,13 @@ def entry_exchange(entry: dict[str, Any], *, source: str = "", index: int = 0) -
     resp = entry.get("response") if isinstance(entry.get("response"), dict) else {}
     notes: list[str] = []
     status = resp.get("status")
-    if not isinstance(status, int) or isinstance(status, bool) or status <= 0:
+    if status is None or (status in (0, -1) and type(status) is int):
         status = None  # HAR writers use 0 or -1 for "no response"
+    elif not is_http_status(status):
+        raise CaptureError(f"{where}: response.status {not_a_status(status)}")
     content = resp.get("content")
-    body_text = _text(content, f"{where} response.content")
+    raw = _raw(content, f"{where} response.content")
+    body_text = raw.decode("utf-8-sig", "replace") if isinstance(raw, bytes) else raw
     headers = make_headers(_pairs(resp.get("headers")))
     wait = _ms(entry.get("timings"), "wait")
     end = _ms(entry.get("timings"), "wait", "receive")
@@ -186,8 +222,8 @@ def entry_exchange(entry: dict[str, Any], *, source: str = "", index: int = 0) -
         return Exchange(request=request, source=source, entry=index, notes=notes)
     mime = str(content.get("mimeType") or "").lower() if isinstance(content, dict) else ""
     if "text/event-stream" in mime or looks_like_sse(body_text[:4096]):
-        try:
-            events = decode_bytes(body_text.encode("utf-8"))
+        try:  # the server's own bytes when the HAR kept them (base64): invalid UTF-8 marks its events
+            events = decode_bytes(raw if isinstance(raw, bytes) else body_text.encode("utf-8"))
         except SSEError as exc:
             raise CaptureError(f"{where}: {exc}") from exc
         if events and not events[0].is_done and is_error_envelope(events[0].json):
@@ -195,8 +231,10 @@ def entry_exchange(entry: dict[str, Any], *, source: str = "", index: int = 0) -
                             body_text=body_text, source=source, entry=index, notes=notes, **timing)
         return Exchange(request=request, status=status, headers=headers, events=events, source=source,
                         entry=index, notes=notes, **timing)
-    body, raw = _parse(body_text)
-    return Exchange(request=request, status=status, headers=headers, body=body, body_text=raw,
+    if isinstance(raw, bytes):
+        body_text = _utf8(raw, f"{where} response.content")
+    body, text = _parse(body_text)
+    return Exchange(request=request, status=status, headers=headers, body=body, body_text=text,
                     source=source, entry=index, notes=notes, **timing)
 
 

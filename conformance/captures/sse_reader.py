@@ -3,13 +3,13 @@
 The file is read in blocks and decoded incrementally, and `events` is a one-shot iterator, so a
 multi-GB transcript is validated in constant memory. A transcript whose first event is an error
 envelope (DashScope answers a failing `stream: true` request with one `data: {"error": ...}` line)
-becomes an error Exchange instead. Invalid UTF-8 is refused with its byte offset (it may be found
-after some events were already handed out: the CaptureError then surfaces from the iterator).
+becomes an error Exchange instead. Bytes that are not UTF-8 are decoded as every SSE client decodes
+them (U+FFFD) and the events holding them are marked, so the stream rules report them (stream.json)
+wherever they sit in the file, exactly as for a live stream.
 """
 
 from __future__ import annotations
 
-import codecs
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -23,30 +23,29 @@ from .shapes import NOTE_ERROR_BODY, NOTE_SSE_ASSUMED, is_error_envelope
 
 
 class _Source:
-    """Blocks of strictly decoded text from a binary file, with the byte offset for error messages."""
+    """Blocks of a binary file, with the byte offset read so far."""
 
     def __init__(self, fh: BinaryIO, block: int = BLOCK_BYTES):
         self.fh = fh
         self.block = block
         self.offset = 0
-        self._utf8 = codecs.getincrementaldecoder("utf-8")("strict")
 
-    def read(self) -> str | None:
+    def read(self) -> bytes | None:
         data = self.fh.read(self.block)
-        try:
-            text = self._utf8.decode(data, final=not data)
-        except UnicodeDecodeError as exc:
-            raise CaptureError(f"invalid UTF-8 at byte {self.offset + exc.start}") from exc
-        finally:
-            self.offset += len(data)
-        if not data:
-            return None
-        return text
+        self.offset += len(data)
+        return data or None
 
 
-def _feed(decoder: SSEDecoder, text: str) -> list[SSEEvent]:
+def _feed(decoder: SSEDecoder, data: bytes) -> list[SSEEvent]:
     try:
-        return decoder.feed_text(text)
+        return decoder.feed(data)
+    except SSEError as exc:
+        raise CaptureError(str(exc)) from exc
+
+
+def _close(decoder: SSEDecoder) -> list[SSEEvent]:
+    try:
+        return decoder.close()
     except SSEError as exc:
         raise CaptureError(str(exc)) from exc
 
@@ -64,12 +63,12 @@ def read_sse(path: Path, *, source: str = "") -> Iterator[Exchange]:
         pending: list[SSEEvent] = []
         eof = False
         while not pending and not eof:
-            text = src.read()
-            if text is None:
+            data = src.read()
+            if data is None:
                 eof = True
-                pending = decoder.close()
-            elif text:
-                pending = _feed(decoder, text)
+                pending = _close(decoder)
+            else:
+                pending = _feed(decoder, data)
         if not pending:
             raise CaptureError("no SSE events with data in this transcript")
         first = pending[0]
@@ -90,10 +89,9 @@ def _events(fh: BinaryIO, src: _Source, decoder: SSEDecoder, pending: list[SSEEv
         yield from pending
         if eof:
             return
-        while (text := src.read()) is not None:
-            if text:
-                yield from _feed(decoder, text)
-        yield from decoder.close()
+        while (data := src.read()) is not None:
+            yield from _feed(decoder, data)
+        yield from _close(decoder)
 
 
 def _error_exchange(path: Path, src: _Source, decoder: SSEDecoder, pending: list[SSEEvent], eof: bool,
@@ -101,19 +99,22 @@ def _error_exchange(path: Path, src: _Source, decoder: SSEDecoder, pending: list
     """The whole (small) transcript is the body of an error answer to a stream request."""
     events = list(pending)
     while not eof:
-        text = src.read()
-        if text is None:
-            events.extend(decoder.close())
+        data = src.read()
+        if data is None:
+            events.extend(_close(decoder))
             break
-        events.extend(_feed(decoder, text))
+        events.extend(_feed(decoder, data))
         if src.offset > MAX_ERROR_BODY_BYTES:
             raise CaptureError(f"error transcript larger than {mib(MAX_ERROR_BODY_BYTES)}")
     try:
-        body_text = path.read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:  # pragma: no cover - read once already
+        body_text = path.read_bytes().decode("utf-8-sig", "replace")
+    except OSError as exc:  # pragma: no cover - read once already
         raise CaptureError(f"cannot read file: {exc}") from exc
     first = events[0]
     notes = [NOTE_ERROR_BODY]
+    if decoder.decode_errors:  # as the live client notes an error body that is not UTF-8
+        notes.append(f"body is not valid UTF-8 (first invalid byte at offset {decoder.decode_error_offset}); "
+                     "kept with U+FFFD replacements")
     if len(events) > 1:
         notes.append(f"{len(events) - 1} more SSE event(s) after the error envelope")
     try:

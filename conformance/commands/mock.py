@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..errors import UsageError
+from ..redact import console_text
 
 
 def main(args: argparse.Namespace) -> int:
@@ -16,6 +17,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     from ..mock.app import MockApp
     from ..mock.config import ConfigError, MockConfig, parse_inject
+    from ..mock.exposure import exposure_warning
     from ..mock.latency import LatencyError
     from ..mock.replay import ReplayError
     from ..mock.server import API_PREFIX, MockStartError, bind_socket, prepare_process, serve, uvicorn_server
@@ -24,7 +26,8 @@ def main(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port")
     try:
-        config = MockConfig(profile=args.profile, api_key=args.api_key, latency=args.latency,
+        config = MockConfig(profile=args.profile, api_key=args.api_key, control_token=args.control_token or None,
+                            latency=args.latency,
                             faults=fault_registry.check_names(args.fault), inject=parse_inject(args.inject),
                             seed=args.seed, replay=args.replay, host=args.host, port=args.port)
         app = MockApp(config)
@@ -35,6 +38,9 @@ def main(args: argparse.Namespace) -> int:
     except MockStartError as exc:
         raise UsageError(str(exc)) from None
     port = sock.getsockname()[1]
+    warning = exposure_warning(config)
+    if warning:
+        print(console_text(warning), file=sys.stderr, flush=True)
     host = args.host if ":" not in args.host else f"[{args.host}]"
     extras = []
     if config.faults:

@@ -16,11 +16,13 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .. import suite as conformance_suite
 from ..errors import UsageError
 from ..outputs import OutputError, report_dir_lock
 from ..preflight import (
@@ -40,6 +42,37 @@ from ..suite.scenarios import SCENARIOS
 from ..targets import is_loopback, read_api_key, resolve_target
 
 EXIT_INTERRUPTED = 130
+HYPOTHESIS_STORAGE_ENV = "HYPOTHESIS_STORAGE_DIRECTORY"
+
+
+def user_cache_dir() -> Path:
+    """chatconf's cache: $XDG_CACHE_HOME/chatconf, by default ~/.cache/chatconf."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # unset, empty or relative: the XDG spec says to ignore it
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:  # no home directory at all
+            base = os.path.join(tempfile.gettempdir(), f"chatconf-cache-{os.getuid()}")
+    return Path(base) / "chatconf"
+
+
+@contextlib.contextmanager
+def hypothesis_home() -> Iterator[None]:
+    """Hypothesis keeps caches (constants it found in the source, Unicode tables) in its home
+    directory, `./.hypothesis` unless told otherwise: the user's working directory. The suite's
+    examples are never stored (database=None); the caches go to chatconf's cache directory, where the
+    next run reuses them, unless $HYPOTHESIS_STORAGE_DIRECTORY names a place."""
+    from hypothesis import configuration
+
+    if os.environ.get(HYPOTHESIS_STORAGE_ENV):
+        yield
+        return
+    previous = getattr(configuration, "__hypothesis_home_directory", None)
+    configuration.set_hypothesis_home_dir(user_cache_dir() / "hypothesis")
+    try:
+        yield
+    finally:
+        configuration.set_hypothesis_home_dir(previous)
 
 
 class _Sink:
@@ -60,8 +93,12 @@ class _Sink:
             self.output_error = session.config.stash[CONTEXT].output_error
 
 
-def _pytest_args(args: argparse.Namespace, ini: str) -> list[str]:
-    out = ["--pyargs", "conformance.suite", "-c", ini, "--rootdir", os.path.dirname(ini),
+def _pytest_args(args: argparse.Namespace) -> list[str]:
+    """The in-process pytest command line: nothing of the working directory applies (its pytest.ini,
+    pyproject.toml and conftest.py: `-c` names the null device, the suite is given by path so pytest
+    looks for conftests there only, up to the suite itself), no cache, no temporary files."""
+    suite = str(Path(conformance_suite.__file__).resolve().parent)
+    out = [suite, "-c", os.devnull, "--rootdir", suite, "--confcutdir", suite,
            "-p", "no:terminal", "-p", "no:cacheprovider", "-p", "no:randomly", "--chatconf-console",
            "--chatconf-settled",
            "--chatconf-profile", args.profile]
@@ -179,12 +216,10 @@ def _main(args: argparse.Namespace, hold: contextlib.ExitStack) -> int:
         print(f"chatconf run: {where}, model {args.model or profile.default_model}, profile {profile.name}",
               flush=True)
     sink = _Sink()
-    with tempfile.TemporaryDirectory(prefix="chatconf-run-") as tmp:
-        ini = Path(tmp) / "pytest.ini"
-        ini.write_text("[pytest]\n", encoding="utf-8")
-        argv = _pytest_args(args, str(ini))
-        if args.quiet:
-            argv.remove("--chatconf-console")
+    argv = _pytest_args(args)
+    if args.quiet:
+        argv.remove("--chatconf-console")
+    with hypothesis_home():
         code = pytest.main(argv, plugins=[sink])
     if code == pytest.ExitCode.INTERRUPTED and sink.summary is None:
         raise KeyboardInterrupt

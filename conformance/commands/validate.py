@@ -23,6 +23,12 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _counted(total: int, listed: int, word: str) -> str:
+    """'80000 violations (first 200 listed)': the true total, and how many of them the report shows."""
+    text = _plural(total, word)
+    return text if listed >= total else f"{text} (first {listed} listed)"
+
+
 def _where(path: str, v: object) -> str:
     event = getattr(v, "event", None)
     return f"{path}:{getattr(v, 'entry', 0)}:{'-' if event is None else event}"
@@ -50,9 +56,9 @@ def print_file(result: FileResult, out: TextIO) -> None:
         return
     detail = [_plural(result.exchanges, "exchange")]
     if result.status == INVALID:
-        detail.insert(0, _plural(result.violation_count, "violation"))
+        detail.insert(0, _counted(result.violation_count, len(result.violations), "violation"))
     if result.warning_count:
-        detail.append(_plural(result.warning_count, "warning"))
+        detail.append(_counted(result.warning_count, len(result.warnings), "warning"))
     out.write(f"{path}: {result.status.upper()} ({', '.join(detail)})\n")
 
 
@@ -60,12 +66,13 @@ def summary_line(results: list[FileResult]) -> str:
     counts = {s: sum(1 for r in results if r.status == s) for s in STATUSES}
     violations = sum(r.violation_count for r in results)
     warnings = sum(r.warning_count for r in results)
-    parts = [f"{counts['valid']} valid", f"{counts['invalid']} invalid ({_plural(violations, 'violation')})",
+    listed = sum(len(r.violations) for r in results)
+    parts = [f"{counts['valid']} valid", f"{counts['invalid']} invalid ({_counted(violations, listed, 'violation')})",
              f"{counts['unreadable']} unreadable"]
     if counts[SKIPPED]:
         parts.append(f"{counts[SKIPPED]} skipped")
     if warnings:
-        parts.append(_plural(warnings, "warning"))
+        parts.append(_counted(warnings, sum(len(r.warnings) for r in results), "warning"))
     return f"{_plural(len(results), 'file')}: {', '.join(parts)}"
 
 

@@ -7,7 +7,8 @@ holds no validation logic of its own, so it rejects exactly what `chatconf run` 
 
 Routes: POST {/compatible-mode/v1,/v1}/chat/completions (GET: 405), GET .../models, the same under
 /_sim/<preset>/ (that latency preset instead of the server's own), GET /_mock/stats,
-POST /_mock/stats/reset, GET/PUT /_mock/faults.
+POST /_mock/stats/reset, GET/PUT /_mock/faults (the two that change state need a credential when
+one is configured: see exposure.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..profiles import ErrorSpec, load_profile
 from ..rules.request import PRIORITY, check_request, error_values, first_request_error
 from .clock import Clock, clock_for, sleep_until
 from .config import MockConfig, check_inject
+from .exposure import control_denial
 from .faults import Ctx, check_names, request_faults, rewrite_error, rewrite_response, rewrite_stream
 from .latency import LatencyError, LatencyProfile, load_latency
 from .plan import build_plan
@@ -175,7 +177,20 @@ class MockApp:
         presets = {name: lat.as_dict() for name, lat in self._presets.items()}
         return JSONResponse(self.stats.snapshot(self.latency.as_dict(), presets))
 
+    def _control_refusal(self, request: Request) -> Response | None:
+        """The error answer to a state-changing /_mock request without the control credential."""
+        denied = control_denial(self.config, request.headers.get("authorization", ""))
+        if denied is None:
+            return None
+        status, message = denied
+        code = "invalid_api_key" if status == 401 else "control_disabled"
+        return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "param": None,
+                                       "code": code}}, status_code=status)
+
     async def _reset(self, request: Request) -> Response:
+        refused = self._control_refusal(request)
+        if refused is not None:
+            return refused
         self.stats.reset()
         return JSONResponse({"reset": True})
 
@@ -183,6 +198,9 @@ class MockApp:
         """GET the active fault modes; PUT {"faults": [...]} switches them on a running server, so
         the suite's mutation self-test reuses one mock process for every fault."""
         if request.method == "PUT":
+            refused = self._control_refusal(request)
+            if refused is not None:
+                return refused
             try:
                 names = (await request.json()).get("faults", [])
                 self.set_faults(names)

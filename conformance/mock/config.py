@@ -25,6 +25,7 @@ class ConfigError(ValueError):
 class MockConfig:
     profile: str = "dashscope"
     api_key: str | None = field(default=None, repr=False)
+    control_token: str | None = field(default=None, repr=False)   # else the API key guards /_mock/*
     latency: str | dict[str, Any] | None = None
     faults: tuple[str, ...] = ()
     inject: dict[str, float] | None = None

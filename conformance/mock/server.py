@@ -22,6 +22,7 @@ import httpx
 from ..descriptors import reserve_descriptors
 from ..processes import stop_process
 from .config import MockConfig
+from .exposure import control_secret
 
 READY = "CHATCONF-MOCK-READY"
 API_PREFIX = "/compatible-mode/v1"
@@ -158,16 +159,24 @@ class MockServer:
         self.port = None
 
     def stats(self) -> dict[str, Any]:
-        return httpx.get(self.root_url + "/_mock/stats", timeout=10).json()
+        return httpx.get(self.root_url + "/_mock/stats", headers=self._control_headers(), timeout=10).json()
 
     def reset_stats(self) -> None:
-        httpx.post(self.root_url + "/_mock/stats/reset", timeout=10)
+        resp = httpx.post(self.root_url + "/_mock/stats/reset", headers=self._control_headers(), timeout=10)
+        if resp.status_code != 200:
+            raise RuntimeError(resp.json()["error"]["message"])
 
     def set_faults(self, names: list[str] | tuple[str, ...]) -> None:
         """Switch the running server's conformance fault modes (ValueError for an unknown name)."""
-        resp = httpx.put(self.root_url + "/_mock/faults", json={"faults": list(names)}, timeout=10)
+        resp = httpx.put(self.root_url + "/_mock/faults", json={"faults": list(names)},
+                         headers=self._control_headers(), timeout=10)
         if resp.status_code != 200:
             raise ValueError(resp.json()["error"]["message"])
+
+    def _control_headers(self) -> dict[str, str]:
+        """The credential the server's control routes ask for (exposure.py), when it has one."""
+        secret = control_secret(self.config)
+        return {"authorization": f"Bearer {secret}"} if secret else {}
 
     def __enter__(self) -> str:
         return self.start()

@@ -24,6 +24,8 @@ class Violation:
 
     `level` follows the rule's severity: "error" for a `must` rule, "warning" for a `should` rule
     (strict-mode unknown fields, production advice), which never fails a validation run.
+    `unlisted` > 0 marks a summary record: that many further violations of `rule` were found but not
+    listed (a checker caps what it lists per rule; totals still count every one, see `weight`).
     """
 
     rule: str
@@ -32,6 +34,7 @@ class Violation:
     event: int | None = None
     pointer: str = ""
     level: str = ""
+    unlisted: int = 0
 
     def __post_init__(self) -> None:
         if not self.level:
@@ -39,9 +42,23 @@ class Violation:
             object.__setattr__(self, "level", "warning" if rule is not None and rule.severity == "should"
                                else "error")
 
+    @property
+    def weight(self) -> int:
+        """How many violations this record stands for (a summary: the ones it did not list)."""
+        return self.unlisted or 1
+
     def as_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "entry": self.entry, "event": self.event,
-                "pointer": self.pointer, "message": self.message, "level": self.level}
+        out = {"rule": self.rule, "entry": self.entry, "event": self.event,
+               "pointer": self.pointer, "message": self.message, "level": self.level}
+        if self.unlisted:
+            out["unlisted"] = self.unlisted
+        return out
+
+
+def unlisted_summary(rule_id: str, count: int, *, entry: int = 0, event: int | None = None) -> Violation:
+    """The one record that stands for `count` violations of `rule_id` a checker did not list."""
+    return Violation(rule_id, f"{count} more {rule_id} violations not listed", entry=entry, event=event,
+                     unlisted=count)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 from ..exchange import Exchange
@@ -103,7 +104,7 @@ class LiveStreamCheck:
 def _entry(violations: list[Violation], entry: int) -> list[Violation]:
     if not entry:
         return violations
-    return [Violation(v.rule, v.message, entry, v.event, v.pointer, v.level) for v in violations]
+    return [dataclasses.replace(v, entry=entry) for v in violations]
 
 
 def _join_events(ex: Exchange) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..profiles import Profile, ProfileError, load_profile
 from ..schemas import DOCUMENTS, SchemaSet, SchemaValidator, build_schema, schema_set
-from .base import Violation, register
+from .base import Violation, register, unlisted_summary
 
 register("schema.completion", "a non-stream body matches the chat.completion schema", kind="schema",
          cites="001:response-parameters 001:sample-nonstream N1 C2", needs="nonstream")
@@ -34,10 +34,14 @@ def schema_findings(validator: SchemaValidator, strict: SchemaValidator | None, 
     """
     out: list[Violation] = []
     if not validator.is_valid(obj):
+        more = 0
         for i, err in enumerate(validator.errors(obj)):
             if i >= MAX_ERRORS_PER_OBJECT:
-                break
-            out.append(Violation(rule_id, err.message, entry=entry, event=event, pointer=err.pointer))
+                more += 1
+            else:
+                out.append(Violation(rule_id, err.message, entry=entry, event=event, pointer=err.pointer))
+        if more:
+            out.append(unlisted_summary(rule_id, more, entry=entry, event=event))
         return out
     if strict is not None and not strict.is_valid(obj):
         for err in strict.errors(obj):

@@ -21,7 +21,7 @@ from typing import Any
 from ..jsonutil import JSONError, loads
 from ..profiles import Profile
 from ..sse import SSEEvent
-from .base import Violation, applies, expected, expected_text, register
+from .base import Violation, applies, expected, expected_text, register, unlisted_summary
 from .errors import envelope_violations
 from .response import (
     answer_tokens,
@@ -40,7 +40,7 @@ _S = "stream."
 _RULES = [
     # id, title, cites (docs/sources.md), scenario tags `chatconf run` evaluates it on
     ("content-type", "a stream is text/event-stream", "001:http-api S1", ""),
-    ("json", "every data frame but [DONE] is a JSON object", "001:sample-stream S2", ""),
+    ("json", "every data frame but [DONE] is a JSON object, in UTF-8", "001:sample-stream S2", ""),
     ("same-id", "id is the same on every chunk", "001:sample-stream S4 C10", ""),
     ("same-created", "created is the same on every chunk", "001:sample-stream S5 C10", ""),
     ("same-model", "model is the same on every chunk", "001:sample-stream S6 C10", ""),
@@ -134,6 +134,7 @@ class StreamChecker:
         self._id_has_request_id = applies("stream.request-id", profile)
         self._pending: list[Violation] = []
         self._counts: dict[str, int] = {}
+        self._unlisted: dict[str, int] = {}   # summaries of findings other checkers did not list
         self._events = 0
         self._done_at: int | None = None
         self._error_at: int | None = None
@@ -158,8 +159,12 @@ class StreamChecker:
             self._pending.append(Violation(rule_id, message, entry=self.entry, event=event, pointer=pointer))
 
     def _extend(self, found: list[Violation]) -> None:
-        """Findings built elsewhere (schema, error envelope) go through the same per-rule cap."""
+        """Findings built elsewhere (schema, error envelope) go through the same per-rule cap; their own
+        summaries of unlisted findings join the one this checker writes at the end."""
         for v in found:
+            if v.unlisted:
+                self._unlisted[v.rule] = self._unlisted.get(v.rule, 0) + v.unlisted
+                continue
             count = self._counts.get(v.rule, 0) + 1
             self._counts[v.rule] = count
             if count <= MAX_PER_RULE:
@@ -180,6 +185,9 @@ class StreamChecker:
         if not ev.terminated:
             self._v("stream.terminated", expected_text("an event ended by a blank line",
                                                       "a trailing event without one"), ev.index)
+        if ev.not_utf8:  # JSON text is UTF-8 (RFC 8259 8.1); what a client decoded is not what was sent
+            self._v("stream.json", expected_text("UTF-8 JSON in the data field",
+                                                 "bytes that are not UTF-8 (decoded as U+FFFD)"), ev.index)
         data = ev.data
         if data[:6] == "[DONE]" or self._done_at is not None:
             self._feed_obj(data, None, ev.index)
@@ -456,10 +464,10 @@ class StreamChecker:
                                                        f"transport error: {transport_error}"), None)
         if self._error_at is None and not transport_error:
             self._completeness()
-        for rule_id, count in sorted(self._counts.items()):
-            if count > MAX_PER_RULE:
-                self._pending.append(Violation(rule_id, f"{count - MAX_PER_RULE} more {rule_id} violations "
-                                               "not listed", entry=self.entry))
+        for rule_id in sorted(self._counts.keys() | self._unlisted.keys()):
+            more = max(0, self._counts.get(rule_id, 0) - MAX_PER_RULE) + self._unlisted.get(rule_id, 0)
+            if more:
+                self._pending.append(unlisted_summary(rule_id, more, entry=self.entry))
         return self._take()
 
     def _completeness(self) -> None:

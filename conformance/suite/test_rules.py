@@ -54,7 +54,8 @@ def test_rule(check: Check, chatconf: SuiteContext) -> None:
             first = found[0]
             where = f" (event {first.event})" if first.event is not None else ""
             where += f" at {first.pointer}" if first.pointer else ""
-            more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+            total = sum(v.weight for v in found)   # a summary record stands for the findings it did not list
+            more = f" (+{total - 1} more)" if total > 1 else ""
             fail(f"{name}: {first.message}{where}{more}",
                  exchange_evidence(ex, api_key_env=chatconf.api_key_env, violations=found))
     if all(ex.transport_error for _, ex in pairs):
