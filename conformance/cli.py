@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="capture format (auto: detected per file)")
     val.add_argument("--strict", action="store_true", help="also report unknown fields (as warnings)")
     val.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    val.add_argument("-j", "--jobs", type=int, metavar="N",
+                     help="validate N files at once in worker processes (default: the number of cores); the "
+                          "output is the same as with -j 1")
 
     mock = sub.add_parser("mock", help="serve the built-in DashScope-like mock server", formatter_class=_Help,
                          epilog=_epilog("mock"))

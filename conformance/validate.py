@@ -261,12 +261,24 @@ def _skipped(result: FileResult, reason: str) -> FileResult:
 
 
 def validate_paths(paths: Iterable[str | Path], profile: Profile | str = "dashscope", *, fmt: str = "auto",
-                   strict: bool = False) -> Iterator[FileResult]:
-    """One FileResult per file (lazily, in order). Raises ProfileError for an unknown profile."""
+                   strict: bool = False, jobs: int = 1) -> Iterator[FileResult]:
+    """One FileResult per file, in order. Raises ProfileError for an unknown profile.
+
+    `jobs` > 1 validates that many files at once in worker processes (conformance/parallel.py); the
+    results and their order are those of a serial run."""
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
-    for display, error in iter_paths(paths):
+    found = list(iter_paths(paths)) if jobs > 1 else iter_paths(paths)
+    files = [display for display, error in found if error is None] if jobs > 1 else []
+    results: Iterator[FileResult] | None = None
+    if jobs > 1 and len(files) > 1:
+        from .parallel import parallel_results
+
+        results = parallel_results(files, prof, fmt=fmt, strict=strict, jobs=jobs)
+    for display, error in found:
         if error is not None:
             yield FileResult(path=display, status=UNREADABLE, error=error)
+        elif results is not None:
+            yield next(results)
         else:
             yield validate_file(display, prof, fmt=fmt, strict=strict, display=display)
 

@@ -14,9 +14,11 @@ from typing import TextIO
 
 from ..errors import UsageError
 from ..jsonutil import dumps
+from ..parallel import default_jobs
 from ..profiles import ProfileError, load_profile
+from ..progress import Progress
 from ..redact import console_text
-from ..validate import INVALID, SKIPPED, STATUSES, UNREADABLE, FileResult, exit_code, validate_paths
+from ..validate import INVALID, SKIPPED, STATUSES, UNREADABLE, FileResult, exit_code, iter_paths, validate_paths
 
 
 def _plural(n: int, word: str) -> str:
@@ -81,13 +83,23 @@ def main(args: argparse.Namespace) -> int:
         profile = load_profile(args.profile)
     except ProfileError as exc:
         raise UsageError(str(exc)) from exc
+    jobs = default_jobs() if args.jobs is None else args.jobs
+    if not 1 <= jobs <= 256:
+        raise UsageError("--jobs must be between 1 and 256")
     results: list[FileResult] = []
     out = sys.stdout
-    for result in validate_paths(args.paths, profile, fmt=args.format, strict=args.strict):
+    progress = Progress(sys.stderr, total=sum(1 for _ in iter_paths(args.paths))) if sys.stderr.isatty() else None
+    for result in validate_paths(args.paths, profile, fmt=args.format, strict=args.strict, jobs=jobs):
         results.append(result)
         if not args.json:
+            if progress is not None:
+                progress.clear()
             print_file(result, out)
             out.flush()
+        if progress is not None:
+            progress.update(len(results), sum(r.exchanges for r in results))
+    if progress is not None:
+        progress.clear()
     if args.json:
         out.write(dumps({"files": [r.as_dict() for r in results]}) + "\n")
     else:
