@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--replay", metavar="CAPTURE",
                       help="serve recorded responses (HAR or JSONL) for matching requests")
     mock.add_argument("--seed", type=int, default=0, help="seed for text, jitter and injected faults")
+    mock.add_argument("--log-requests", action="store_true",
+                      help="print one line per chat request received (GET /_mock/requests lists the last 100)")
 
     rep = sub.add_parser("report", help="render run summaries as HTML (several: a compatibility matrix)",
                          formatter_class=_Help, epilog=_epilog("report"))

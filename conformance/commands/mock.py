@@ -29,7 +29,8 @@ def main(args: argparse.Namespace) -> int:
         config = MockConfig(profile=args.profile, api_key=args.api_key, control_token=args.control_token or None,
                             latency=args.latency,
                             faults=fault_registry.check_names(args.fault), inject=parse_inject(args.inject),
-                            seed=args.seed, replay=args.replay, host=args.host, port=args.port)
+                            seed=args.seed, replay=args.replay, host=args.host, port=args.port,
+                            log_requests=bool(args.log_requests))
         app = MockApp(config)
     except (ConfigError, LatencyError, ReplayError, ProfileError, fault_registry.FaultError) as exc:
         raise UsageError(str(exc)) from None

@@ -37,6 +37,7 @@ from .latency import LatencyError, LatencyProfile, load_latency
 from .plan import build_plan
 from .render import TOK, Meta, completion, encode_item, error_body, stream_steps
 from .replay import ReplayIndex
+from .request_log import RequestLog
 from .stats import Stats
 from .timeline import DROP, NOT_TOKEN, Timeline, timeline
 
@@ -90,6 +91,7 @@ class MockApp:
         self.inject = check_inject(config.inject)
         self.replay = ReplayIndex.load(config.replay) if config.replay else None
         self.stats = Stats()
+        self.requests = RequestLog(echo=config.log_requests)
         self._presets: dict[str, LatencyProfile] = {"default": self.latency}
         self._count = 0
         self._api_key = config.api_key.encode() if config.api_key else None
@@ -99,6 +101,7 @@ class MockApp:
             Route("/_mock/stats", self._stats, methods=["GET"]),
             Route("/_mock/stats/reset", self._reset, methods=["POST"]),
             Route("/_mock/faults", self._faults, methods=["GET", "PUT"]),
+            Route("/_mock/requests", self._requests, methods=["GET"]),
         ])
         _install_log_filter()
 
@@ -192,7 +195,19 @@ class MockApp:
         if refused is not None:
             return refused
         self.stats.reset()
+        self.requests.clear()
         return JSONResponse({"reset": True})
+
+    async def _requests(self, request: Request) -> Response:
+        """The last chat requests clients sent (their prompts: the control credential guards them)."""
+        refused = self._control_refusal(request)
+        if refused is not None:
+            return refused
+        limit = request.query_params.get("limit")
+        if limit is not None and not limit.isdigit():
+            return JSONResponse({"error": {"message": "limit must be a whole number", "type": "invalid_request_error",
+                                           "param": "limit", "code": "invalid_value"}}, status_code=400)
+        return JSONResponse(self.requests.snapshot(int(limit) if limit is not None else None))
 
     async def _faults(self, request: Request) -> Response:
         """GET the active fault modes; PUT {"faults": [...]} switches them on a running server, so
@@ -314,6 +329,7 @@ class MockApp:
         except JSONError:
             parsed = False
         stream = parsed and isinstance(body, dict) and body.get("stream") is True
+        self.requests.add(scope["path"], headers, raw, body, parsed)
         if not self._authorized(headers.get(b"authorization")):
             await self._send_error(send, "auth.invalid-key", rid, stream)
             return

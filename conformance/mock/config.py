@@ -34,6 +34,7 @@ class MockConfig:
     host: str = "127.0.0.1"
     port: int = 0
     max_body_bytes: int = MAX_BODY_BYTES
+    log_requests: bool = False  # print one line per chat request (GET /_mock/requests keeps them anyway)
 
     def to_json(self) -> str:
         data = asdict(self)
