@@ -87,6 +87,8 @@ def exchange_to_record(ex: Exchange) -> dict[str, Any]:
     record["response"] = response
     timing = {k: v for k, v in (("headers_ms", _ms(ex.t_headers_ns, base)), ("end_ms", _ms(ex.t_end_ns, base)))
               if v is not None}
+    if ex.sent_at is not None:  # when it was sent (UNIX seconds): replay keeps the traffic's timing
+        timing["sent_at"] = round(ex.sent_at, 6)
     if timing:
         record["timing"] = timing
     if ex.transport_error:
@@ -145,6 +147,7 @@ def record_to_exchange(record: Any, *, source: str = "", entry: int | None = Non
                     entry=entry if entry is not None else int(record.get("entry") or 0),
                     t_send_ns=base if (has_times or timing) else None,
                     t_headers_ns=_t("headers_ms"), t_end_ns=_t("end_ms"),
+                    sent_at=float(timing["sent_at"]) if isinstance(timing.get("sent_at"), int | float) else None,
                     transport_error=record.get("transport_error"), notes=list(record.get("notes") or []),
                     dropped_events=_count(not_kept.get("events")), dropped_chars=_count(not_kept.get("chars")))
 

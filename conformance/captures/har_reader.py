@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -211,6 +212,7 @@ def entry_exchange(entry: dict[str, Any], *, source: str = "", index: int = 0) -
     raw = _raw(content, f"{where} response.content")
     body_text = raw.decode("utf-8-sig", "replace") if isinstance(raw, bytes) else raw
     headers = make_headers(_pairs(resp.get("headers")))
+    sent_at = _started(entry.get("startedDateTime"))
     wait = _ms(entry.get("timings"), "wait")
     end = _ms(entry.get("timings"), "wait", "receive")
     timing = {"t_send_ns": T_SEND if wait is not None else None,
@@ -219,7 +221,7 @@ def entry_exchange(entry: dict[str, Any], *, source: str = "", index: int = 0) -
     if status is None or body_text is None:
         notes.append("response missing from the HAR entry: request checked only"
                      if status is None else "response body not captured in the HAR: request checked only")
-        return Exchange(request=request, source=source, entry=index, notes=notes)
+        return Exchange(request=request, source=source, entry=index, notes=notes, sent_at=sent_at)
     mime = str(content.get("mimeType") or "").lower() if isinstance(content, dict) else ""
     if "text/event-stream" in mime or looks_like_sse(body_text[:4096]):
         try:  # the server's own bytes when the HAR kept them (base64): invalid UTF-8 marks its events
@@ -228,14 +230,24 @@ def entry_exchange(entry: dict[str, Any], *, source: str = "", index: int = 0) -
             raise CaptureError(f"{where}: {exc}") from exc
         if events and not events[0].is_done and is_error_envelope(events[0].json):
             return Exchange(request=request, status=status, headers=headers, body=events[0].json,
-                            body_text=body_text, source=source, entry=index, notes=notes, **timing)
+                            body_text=body_text, source=source, entry=index, notes=notes, sent_at=sent_at, **timing)
         return Exchange(request=request, status=status, headers=headers, events=events, source=source,
-                        entry=index, notes=notes, **timing)
+                        entry=index, notes=notes, sent_at=sent_at, **timing)
     if isinstance(raw, bytes):
         body_text = _utf8(raw, f"{where} response.content")
     body, text = _parse(body_text)
     return Exchange(request=request, status=status, headers=headers, body=body, body_text=text,
-                    source=source, entry=index, notes=notes, **timing)
+                    source=source, entry=index, notes=notes, sent_at=sent_at, **timing)
+
+
+def _started(value: Any) -> float | None:
+    """HAR `startedDateTime` (ISO 8601) as UNIX seconds; None when absent or not a date."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _pairs(headers: Any) -> list[tuple[str, str]]:
