@@ -66,7 +66,8 @@ _EXAMPLES = {
              "chatconf load --regions singapore,virginia --rate 5 --run-time 2m --report-dir reports/load",
              "chatconf load --workers 2 --users 100 --run-time 1m",
              "chatconf load --base-url http://gw:8080/v1 --slo 'ttft_p99<=800ms,tpot_p50<=40ms,error_rate<=1%'",
-             "chatconf load --base-url http://gw:8080/v1 --sweep --users 4 --run-time 20s --slo 'ttft_p99<=800ms'"],
+             "chatconf load --base-url http://gw:8080/v1 --sweep --users 4 --run-time 20s --slo 'ttft_p99<=800ms'",
+             "chatconf load --base-url http://gw:8080/v1 --replay reports/prod/recording.jsonl --speed 2 --users 50"],
     "mock": ["chatconf mock --port 8000", "chatconf mock --api-key sk-test --latency singapore --fault no-done"],
     "report": ["chatconf report reports/sg reports/va --label Singapore --label Virginia -o matrix.html",
                "chatconf report reports/ -o all.html   # every report dir below reports/, runs and load runs"],
@@ -177,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(load, load=True)
     load.add_argument("--users", type=int, default=10, help="concurrent users (closed loop)")
     load.add_argument("--spawn-rate", type=float, default=10.0, help="users started per second")
-    load.add_argument("--run-time", default="10s", help="bounded run time, e.g. 30s, 2m")
+    load.add_argument("--run-time", help="bounded run time, e.g. 30s, 2m (default: 10s; with --replay, the "
+                                          "capture's span at --speed plus 30 s)")
     load.add_argument("--rate", type=float, help="open loop: target requests per second (all users)")
     load.add_argument("--arrivals", choices=["constant", "poisson"],
                       help="open-loop arrival process, with --rate (default: poisson)")
@@ -201,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--dataset", metavar="FILE",
                       help="your prompts: JSONL of {\"messages\": [...]} or {\"prompt\": \"...\"}, optional max_tokens")
     load.add_argument("--seed", type=int, default=0, help="seed of every draw (prompts, lengths, kinds)")
+    load.add_argument("--replay", metavar="CAPTURE",
+                      help="send the chat requests of a recording or HAR with their captured timing (open loop); "
+                           "the run ends with the capture")
+    load.add_argument("--speed", type=float, default=1.0, help="replay speed factor (2: twice as fast)")
     load.add_argument("--sweep", action="store_true",
                       help="capacity search: from --users (or --rate) double the load until an objective is missed, "
                            "then bisect; each target on its own, --run-time per step")

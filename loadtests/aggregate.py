@@ -228,6 +228,8 @@ class Collector:
             workers=meta.get("lost_workers"),
         )
         out["generator"]["warnings"] = generator_warnings(out)
+        if meta.get("replay"):
+            out["replay"] = meta["replay"]
         if meta.get("max_requests"):
             out["max_requests"] = meta["max_requests"]
         return out

@@ -88,6 +88,12 @@ def add_arguments(parser: Any) -> None:
         help="max_tokens of each request, as a distribution like --chatconf-prompt-tokens")
     add("--chatconf-turns", env_var="CHATCONF_TURNS", default="",
         help="conversations of this many turns (a distribution) that grow their history")
+    add("--chatconf-replay", env_var="CHATCONF_REPLAY", default="",
+        help="send the chat requests of this capture (recording, HAR, ...) with their captured timing")
+    add("--chatconf-speed", env_var="CHATCONF_SPEED", type=float, default=1.0,
+        help="replay speed: 2 sends the captured traffic twice as fast")
+    add("--chatconf-replay-model", env_var="CHATCONF_REPLAY_MODEL", default="",
+        help="model for every replayed request (default: each keeps its captured model)")
     add("--chatconf-dataset", env_var="CHATCONF_DATASET", default="",
         help="JSONL of the user's prompts (`messages` or `prompt`, optional `max_tokens`)")
     add(

@@ -34,9 +34,9 @@ from .checking import check_stream
 from .metrics import StreamMetrics, stream_metrics
 from .report_console import format_progress, format_table
 from .report_files import REPORT_ERROR, write_reports
-from .shapes import Budget, LagMonitor, OpenLoop, share
+from .shapes import Budget, LagMonitor, OpenLoop, ReplayLoop, share
 from .verdicts import failure_signature
-from .workload import parse_mix, workload_shape
+from .workload import Planned, parse_mix, workload_shape
 
 log = logging.getLogger("chatconf.load")
 SEND_INTERVAL = 1.0
@@ -118,6 +118,7 @@ class LoadRuntime:
         self.pending: list[dict[str, Any]] = []
         self.plan = (0, 1)
         self.open_loop: OpenLoop | None = None
+        self.replay: ReplayLoop | None = None
         self.budget: Budget | None = None
         self.monitor = LagMonitor()
         self.stopping = False
@@ -247,6 +248,8 @@ class LoadRuntime:
             "arrivals": o.chatconf_arrivals if o.chatconf_rate else None,
             "workers": len(self.runner.clients.all) if self.is_master else 0,
             "max_requests": o.chatconf_max_requests or None,
+            **({"replay": {"capture": o.chatconf_replay, "speed": float(o.chatconf_speed or 1.0)}}
+               if o.chatconf_replay else {}),
         }
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -326,6 +329,13 @@ class LoadRuntime:
             )
             self.open_loop.start()
         limit = share(int(o.chatconf_max_requests), index, count) if o.chatconf_max_requests else None
+        if o.chatconf_replay:
+            from .replay import load_replay
+
+            mine = load_replay(o.chatconf_replay, model=o.chatconf_replay_model or None)[index::count]
+            self.replay = ReplayLoop(mine, float(o.chatconf_speed or 1.0))
+            self.replay.start()
+            limit = len(mine) if limit is None else min(limit, len(mine))  # the run ends with the capture
         self.budget = Budget(limit, self._budget_exhausted)
         if limit == 0:
             self._budget_exhausted()
@@ -346,6 +356,9 @@ class LoadRuntime:
         if self.open_loop is not None:
             self.open_loop.stop()
             self.open_loop = None
+        if self.replay is not None:
+            self.replay.stop()
+            self.replay = None
         if self.is_master:
             self._collect_finals()
         elif not self.is_worker:
@@ -410,7 +423,13 @@ class LoadRuntime:
             gevent.sleep(0.2)
             return
         t_sched = None
-        if self.open_loop is not None:
+        replayed = None
+        if self.replay is not None:
+            ticket = self.replay.take(timeout=0.5)
+            if ticket is None:
+                return
+            t_sched, replayed = ticket
+        elif self.open_loop is not None:
             t_sched = self.open_loop.take(user.label, timeout=0.5)
             if t_sched is None:
                 return
@@ -419,7 +438,7 @@ class LoadRuntime:
             return
         queued = False
         try:
-            plan = user.workload.next()
+            plan = Planned("replay", replayed) if replayed is not None else user.workload.next()
             self._entry += 1
             self.sent += 1
             self.in_flight += 1

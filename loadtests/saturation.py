@@ -37,5 +37,5 @@ def generator_warnings(summary: dict[str, Any]) -> list[str]:
         queue = (region or {}).get("queue_ms") or {}
         if queue.get("count") and isinstance(queue.get("p99"), int | float) and queue["p99"] > SEND_LAG_P99_MS:
             warnings.append(f"{label}: open-loop sends left up to {queue['p99']:.0f} ms late (p99 send lag): "
-                            "the generator fell behind the arrival schedule")
+                            "every one of --users was busy (raise --users) or the generator fell behind")
     return warnings

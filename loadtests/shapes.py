@@ -75,6 +75,49 @@ class OpenLoop:
         self._greenlets.clear()
 
 
+class ReplayLoop:
+    """Captured requests put on one ticket queue at their captured offsets, scaled by `speed`: the
+    same open loop as OpenLoop, with the schedule and the bodies read from a capture (loadtests/replay.py).
+    Untimed requests are queued at once and sent as fast as the users free up (no intended time)."""
+
+    def __init__(self, entries: list, speed: float = 1.0):
+        self.entries = entries
+        self.speed = speed
+        self.queue: Queue = Queue()
+        self.scheduled = 0
+        self._greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run, perf_ns())
+
+    def _run(self, t0: int) -> None:
+        for entry in self.entries:
+            if entry.offset_s is None:
+                self.queue.put((None, entry.body))
+            else:
+                due = t0 + int(entry.offset_s / self.speed * 1e9)
+                delay = (due - perf_ns()) / 1e9
+                if delay > 0:
+                    gevent.sleep(delay)
+                self.queue.put((due, entry.body))
+            self.scheduled += 1
+
+    def take(self, timeout: float = 1.0) -> tuple[int | None, dict] | None:
+        """(intended send time or None, the request body) of the next captured request, or None."""
+        try:
+            return self.queue.get(timeout=timeout)
+        except Empty:
+            return None
+
+    def backlog(self) -> int:
+        return self.queue.qsize()
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+            self._greenlet = None
+
+
 class Budget:
     """At most `limit` requests from this process; `on_done` fires once all of them finished."""
 

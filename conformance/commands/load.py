@@ -116,6 +116,10 @@ def custom_args(
             out += [flag, str(value)]
     if getattr(args, "seed", 0):
         out += ["--chatconf-seed", str(args.seed)]
+    if getattr(args, "replay", None):
+        out += ["--chatconf-replay", str(Path(args.replay).resolve()), "--chatconf-speed", f"{args.speed:g}"]
+        if args.model:
+            out += ["--chatconf-replay-model", args.model]
     if args.quiet:
         out += ["--chatconf-quiet", "1"]
     return out
@@ -144,6 +148,17 @@ def validate_args(args: Any) -> float:
     if args.max_requests is not None and args.max_requests < 1:
         raise UsageError("--max-requests must be at least 1")
     _check_workload(args)
+    if args.speed is not None and not 0 < args.speed <= 1000:
+        raise UsageError("--speed must be between 0 and 1000")
+    if args.replay:
+        from loadtests.replay import ReplayError, load_replay, span_s
+
+        try:
+            entries = load_replay(args.replay)
+        except ReplayError as exc:
+            raise UsageError(str(exc)) from None
+        args.replay_requests = len(entries)
+        args.replay_span_s = span_s(entries, args.speed)
     if args.sweep:
         if args.calibrate or args.max_requests:
             raise UsageError("--sweep runs its own steps; drop --calibrate and --max-requests")
@@ -151,7 +166,10 @@ def validate_args(args: Any) -> float:
             raise UsageError("--sweep-steps must be between 1 and 50")
         if args.sweep_time <= 0:
             raise UsageError("--sweep-time must be positive (seconds)")
-    return parse_run_time(args.run_time)
+    if args.replay and (args.sweep or args.rate or args.dataset or args.prompt_tokens or args.turns or args.mix):
+        raise UsageError("--replay sends the captured requests as captured; drop --sweep, --rate and the "
+                         "workload flags")
+    return parse_run_time(args.run_time or "10s")
 
 
 def _check_workload(args: Any) -> None:
@@ -184,6 +202,16 @@ def main(args: Any) -> int:
 
 def _main(args: Any, hold: contextlib.ExitStack) -> int:
     run_time = validate_args(args)
+    if args.replay:
+        needed = args.replay_span_s + 30.0
+        if args.run_time is None:
+            run_time = needed
+        elif run_time < args.replay_span_s:
+            print(f"chatconf load: note: --run-time {args.run_time} ends before the capture's "
+                  f"{args.replay_span_s:.0f} s at --speed {args.speed:g}: the replay is cut there", file=sys.stderr)
+        if not args.quiet:
+            print(f"chatconf load: replaying {args.replay_requests} requests over {args.replay_span_s:.1f} s "
+                  f"(--speed {args.speed:g})", file=sys.stderr)
     if importlib.util.find_spec("locust") is None:
         raise UsageError("chatconf load runs Locust, which is not installed: pip install 'chatconf[load]'")
     try:
@@ -193,6 +221,8 @@ def _main(args: Any, hold: contextlib.ExitStack) -> int:
     model = args.model or profile.default_model
     api_key_env = args.api_key_env or profile.api_key_env
     targets = resolve_targets(args, profile)
+    if args.replay and len(targets) > 1:
+        raise UsageError("--replay sends a capture to one target: give one --region or --base-url")
     try:
         from loadtests import slo
 
@@ -233,6 +263,8 @@ def _main(args: Any, hold: contextlib.ExitStack) -> int:
             except MockStartError as exc:
                 raise UsageError(str(exc)) from None
             regions = list(profile.regions) or ["singapore", "virginia", "beijing"]
+            if args.replay:
+                regions = regions[:1]  # a capture is replayed against one target
             targets = {r: mock.url_for(r) for r in regions}
         if report_dir is None:
             tmp_dir = tempfile.mkdtemp(prefix="chatconf-load-")
