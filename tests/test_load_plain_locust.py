@@ -87,7 +87,9 @@ def test_web_ui_host_field_counts_each_request_once_and_shows_the_metrics(two_mo
     # each request counts once; the streams cut by the stop reached the mock but never finished
     assert counted > 4 and counted <= received <= counted + USERS
     region = metrics["regions"]["127.0.0.1"]
-    assert region["requests"] == counted
+    # the same requests, but a stream that ends while the stop begins is counted by Locust and
+    # cancelled by chatconf (not a sample): at most one per user
+    assert counted - USERS <= region["requests"] <= counted
     assert KNOWN["ttft_ms"] <= region["ttft_ms"]["p50"] <= region["ttft_ms"]["p99"]
     assert region["itl_ms"]["count"] > 0 and region["itl_ms"]["p50"] >= KNOWN["itl_ms"] - 3
     tab = {t["key"]: t["data"] for t in stats["extendedStats"]}["chatconf"]

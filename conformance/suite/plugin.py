@@ -23,6 +23,7 @@ import pytest
 from ..client import BudgetExhausted, TargetUnresponsive
 from ..redact import console_text
 from ..results import CheckResult
+from ..signals import interrupt_requested
 from .catalog import PROBES, Check, drift_checks, reject_checks, rule_checks
 from .context import SuiteContext, SuiteSettings
 from .outcome import CheckFailed, Observed
@@ -145,6 +146,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     if not isinstance(check, Check) or CONTEXT not in item.config.stash:
         return
     ctx = item.config.stash[CONTEXT]
+    if interrupt_requested():  # cut short by Ctrl-C/SIGTERM, whatever exception it surfaced as: no verdict
+        if report.when == "call":
+            report.outcome, report.longrepr = "skipped", (str(item.path), 0, "Skipped: not run: interrupted")
+        item.session.shouldstop = "interrupted"
+        return
     status, message, evidence = None, "", None
     excinfo = call.excinfo
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
@@ -260,7 +266,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     ctx = config.stash[CONTEXT]
     try:
-        summary = ctx.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+        summary = ctx.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED or interrupt_requested())
         _write_reports(ctx, summary)
     finally:
         ctx.close()
