@@ -294,7 +294,7 @@ class ChatClient:
         content = raw if raw is not None else (dumpb(body) if body is not None else None)
         text = raw.decode("utf-8", "replace") if raw is not None else None
         request = HTTPRequest(method=method, url=url, headers=send_headers,
-                              body=body if raw is None else _try_json(raw), body_text=text)
+                              body=body if raw is None else try_json(raw), body_text=text)
         ex = Exchange(request=request, entry=entry, source=self.base_url)
         try:
             self._transfer(ex, method, url, send_headers, content)
@@ -395,10 +395,9 @@ class ChatClient:
         except SSEError as exc:
             ex.transport_error = f"not an event stream: {exc}"
         finally:
-            if decoder.decode_errors:
+            what = decoder.decode_error_note()
+            if what:
                 # `chatconf validate` refuses these bytes; the live path must not pass them silently.
-                what = (f"invalid UTF-8 in event {decoder.decode_error_event} (byte {decoder.decode_error_offset} "
-                        f"of the stream; {decoder.decode_errors} invalid sequence(s) replaced by U+FFFD)")
                 ex.notes.append(what)
                 if not ex.transport_error:
                     ex.transport_error = what
@@ -416,14 +415,11 @@ class ChatClient:
                     break
         finally:
             data = bytes(buf)
-            try:
-                ex.body_text = data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                ex.body_text = data.decode("utf-8", "replace")
-                ex.notes.append(f"response body is not valid UTF-8 (first invalid byte at offset {exc.start}); "
-                                "body_text holds it with U+FFFD replacements")
+            ex.body_text, note = decode_body(data)
+            if note:
+                ex.notes.append(note)
         if not ex.transport_error:
-            ex.body = _try_json(data)
+            ex.body = try_json(data)
 
 
 def _scrub(ex: Exchange) -> None:
@@ -442,7 +438,17 @@ def _scrub(ex: Exchange) -> None:
                                         index=ev.index, terminated=ev.terminated)
 
 
-def _try_json(data: bytes) -> Any:
+def decode_body(data: bytes) -> tuple[str, str | None]:
+    """A response body as text, and a note when it was not valid UTF-8 (kept with U+FFFD replacements)."""
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return data.decode("utf-8", "replace"), (f"response body is not valid UTF-8 (first invalid byte at offset "
+                                                  f"{exc.start}); body_text holds it with U+FFFD replacements")
+
+
+def try_json(data: bytes) -> Any:
+    """The parsed JSON document of a body, or None (empty or not JSON)."""
     if not data.strip():
         return None
     try:

@@ -185,6 +185,14 @@ class SSEDecoder:
             events.append(self._dispatch(terminated=False))
         return events
 
+    def decode_error_note(self) -> str | None:
+        """One line locating the stream's invalid UTF-8, or None when it had none (`chatconf validate`
+        refuses such bytes, so the live client and the proxy report them as a transport error)."""
+        if not self.decode_errors:
+            return None
+        return (f"invalid UTF-8 in event {self.decode_error_event} (byte {self.decode_error_offset} of the stream; "
+                f"{self.decode_errors} invalid sequence(s) replaced by U+FFFD)")
+
     def iter_events(self, chunks: Iterable[tuple[bytes, int]]) -> Iterator[SSEEvent]:
         """Decode a whole stream of `(bytes, t_ns)` pairs, including the flush at the end."""
         for chunk, t_ns in chunks:
