@@ -43,16 +43,16 @@ def main(args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     host = args.host if ":" not in args.host else f"[{args.host}]"
     record = f"; recording to {args.record}" if args.record else ""
-    print(f"chatconf proxy: listening on http://{host}:{port} -> {app.origin}{app.base_path} (profile "
-          f"{profile.name}, --fail-on {args.fail_on}{record}); point your app's base_url at http://{host}:{port} "
-          f"- Ctrl-C to stop", flush=True)
+    target = app.upstream.origin + app.upstream.base_path
+    print(f"chatconf proxy: listening on http://{host}:{port} -> {target} (profile {profile.name}, "
+          f"--fail-on {args.fail_on}{record}); point your app's base_url at http://{host}:{port} - Ctrl-C to stop",
+          flush=True)
     server = uvicorn_server(app, date_header=False)
     prepare_process()
     try:
         serve(server, sock)
     finally:
-        if app.recording is not None:
-            app.recording.close()
+        app.close()
     store = app.findings
     print(f"chatconf proxy: stopped after {store.exchanges} checked exchange(s): {store.total} finding(s), "
           f"{store.failing} at the --fail-on {store.fail_on} level", file=sys.stderr, flush=True)

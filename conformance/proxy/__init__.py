@@ -5,6 +5,6 @@
 """
 
 from .app import ProxyApp, ProxyConfig
-from .forwarding import UpstreamError, parse_upstream
+from .forwarding import Upstream, UpstreamError, parse_upstream
 
-__all__ = ["ProxyApp", "ProxyConfig", "UpstreamError", "parse_upstream"]
+__all__ = ["ProxyApp", "ProxyConfig", "Upstream", "UpstreamError", "parse_upstream"]

@@ -22,15 +22,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from ..jsonutil import dumpb
 from ..profiles import Profile
 from ..recording import RecordingWriter
 from ..redact import SECRET_HEADERS, redact_text, register_secret
 from .capture import ExchangeCapture, is_chat_path
 from .findings import FindingsStore, findings_header
-from .forwarding import PROTOCOL, TIMEOUT, UNREACHABLE, error_body, forwarded_headers, parse_upstream
+from .forwarding import error_body, forwarded_headers, parse_upstream
+from .upstream import UpstreamFailure, UpstreamPool, UpstreamResponse
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -61,19 +60,16 @@ class ProxyApp:
 
     def __init__(self, config: ProxyConfig, *, echo: Callable[[str], None] | None = None):
         self.config = config
-        self.origin, self.base_path = parse_upstream(config.upstream)
+        self.upstream = parse_upstream(config.upstream)
         self.findings = FindingsStore(config.fail_on, echo=echo)
         self.recording = RecordingWriter(config.record) if config.record else None
         self.in_flight = 0
         self._entries = 0
         self._echo = echo
-        limits = httpx.Limits(max_connections=4096, max_keepalive_connections=512, keepalive_expiry=4.0)
-        self._timeout = httpx.Timeout(config.timeout_s)
-        self._http = httpx.AsyncClient(limits=limits, timeout=self._timeout, follow_redirects=False,
-                                       trust_env=False)
+        self._pool = UpstreamPool(self.upstream.scheme, self.upstream.host, self.upstream.port)
 
-    async def aclose(self) -> None:
-        await self._http.aclose()
+    def close(self) -> None:
+        self._pool.close()
         if self.recording is not None:
             self.recording.close()
 
@@ -115,7 +111,8 @@ class ProxyApp:
         _register_keys(raw_headers)
         path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         query = scope.get("query_string") or b""
-        url = f"{self.origin}{self.base_path}{path}" + (f"?{query.decode('latin-1')}" if query else "")
+        target = self.upstream.base_path + path + (f"?{query.decode('latin-1')}" if query else "")
+        url = self.upstream.origin + target
         headers = forwarded_headers(raw_headers, request=True)
         method = scope["method"]
         capture = None
@@ -123,28 +120,26 @@ class ProxyApp:
             capture = ExchangeCapture(self.config.profile, method=method, url=url, source=self.config.upstream,
                                       headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
                                       body=body)
-        timeout = self._timeout.as_dict()
-        request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": timeout})
         if capture is not None:
             capture.sent()
         try:
-            response = await self._http.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            code, message = _upstream_failure(exc, self.config.timeout_s)
-            await _answer(send, 502, error_body(message, code, kind="bad_gateway"))
+            response = await self._pool.request(method, target, headers, body, timeout_s=self.config.timeout_s,
+                                                idle_timeout_s=self.config.idle_timeout_s)
+        except UpstreamFailure as exc:
+            message = redact_text(exc.message)
+            await _answer(send, 502, error_body(message, exc.code, kind="bad_gateway"))
             if capture is not None:
                 self._done(capture, method, scope["path"], transport_error=message)
             return
-        timeout["read"] = self.config.idle_timeout_s  # first byte came; from now on: silence between chunks
         try:
             await self._relay(response, capture, method, scope, receive, send)
         finally:
-            await response.aclose()
+            response.close()
 
-    async def _relay(self, response: httpx.Response, capture: ExchangeCapture | None, method: str, scope: Scope,
+    async def _relay(self, response: UpstreamResponse, capture: ExchangeCapture | None, method: str, scope: Scope,
                      receive: Receive, send: Send) -> None:
-        status = response.status_code
-        headers = forwarded_headers(response.headers.raw, request=False)
+        status = response.status
+        headers = forwarded_headers(response.headers, request=False)
         if capture is not None:
             capture.response(status, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers])
         buffer = capture is not None and capture.ex.events is None
@@ -157,7 +152,7 @@ class ProxyApp:
         disconnect = asyncio.ensure_future(receive())  # http.disconnect is the only message left
         error: str | None = None
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.chunks():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if capture is not None:
                     capture.chunk(chunk)
@@ -165,15 +160,15 @@ class ProxyApp:
                     if capture is not None:
                         self._done(capture, method, scope["path"], client_gone=True)
                     return
-        except httpx.HTTPError as exc:
-            error = _midstream_failure(exc, self.config.idle_timeout_s)
+        except UpstreamFailure as exc:
+            error = redact_text(exc.message)
         finally:
             disconnect.cancel()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         if capture is not None:
             self._done(capture, method, scope["path"], transport_error=error)
 
-    async def _relay_checked(self, response: httpx.Response, capture: ExchangeCapture, method: str, scope: Scope,
+    async def _relay_checked(self, response: UpstreamResponse, capture: ExchangeCapture, method: str, scope: Scope,
                              headers: list[tuple[bytes, bytes]], send: Send) -> bool:
         """Read a non-stream answer whole, check it, then send it with the findings header. False when it
         grew too large to hold: the part read so far has been sent and the caller relays the rest."""
@@ -181,20 +176,20 @@ class ProxyApp:
         size = 0
         error: str | None = None
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.chunks():
                 parts.append(chunk)
                 capture.chunk(chunk)
                 size += len(chunk)
                 if size > MAX_BUFFERED_BYTES:
-                    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+                    await send({"type": "http.response.start", "status": response.status, "headers": headers})
                     await send({"type": "http.response.body", "body": b"".join(parts), "more_body": True})
                     return False
-        except httpx.HTTPError as exc:
-            error = _midstream_failure(exc, self.config.idle_timeout_s)
+        except UpstreamFailure as exc:
+            error = redact_text(exc.message)
         failing = self._done(capture, method, scope["path"], transport_error=error)
         if failing:
             headers = [*headers, (FINDINGS_HEADER, findings_header(failing).encode("ascii", "replace"))]
-        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": b"".join(parts), "more_body": False})
         return True
 
@@ -238,28 +233,6 @@ def _register_keys(headers: list[tuple[bytes, bytes]]) -> None:
             scheme, _, token = text.partition(" ")
             if token.strip() and scheme.lower() in ("bearer", "basic", "token"):
                 register_secret(token.strip())
-
-
-def _upstream_failure(exc: httpx.HTTPError, timeout_s: float) -> tuple[str, str]:
-    """(error code, one-line message) for an upstream that gave no answer."""
-    if isinstance(exc, httpx.TimeoutException):
-        return TIMEOUT, f"upstream did not answer within {timeout_s:g} s ({type(exc).__name__})"
-    if isinstance(exc, httpx.ConnectError):
-        return UNREACHABLE, f"cannot connect to the upstream ({_first_line(exc)})"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return PROTOCOL, f"upstream answer is not valid HTTP or the connection closed early ({_first_line(exc)})"
-    return PROTOCOL, f"upstream connection failed ({type(exc).__name__}: {_first_line(exc)})"
-
-
-def _midstream_failure(exc: httpx.HTTPError, idle_s: float) -> str:
-    if isinstance(exc, httpx.TimeoutException):
-        return f"upstream sent nothing for {idle_s:g} s in the middle of the answer; the proxy ended it"
-    return f"upstream connection broke in the middle of the answer ({type(exc).__name__}: {_first_line(exc)})"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return redact_text(lines[0]) if lines else type(exc).__name__
 
 
 async def _answer(send: Send, status: int, body: bytes) -> None:

@@ -6,6 +6,7 @@ gets when the upstream fails before answering.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..jsonutil import dumpb
@@ -21,10 +22,25 @@ class UpstreamError(ValueError):
     """--upstream is not an http(s) URL with a host; the message is one line."""
 
 
-def parse_upstream(url: str) -> tuple[str, str]:
-    """(origin, base path) of an upstream URL such as https://dashscope-intl.aliyuncs.com/compatible-mode/v1.
+@dataclass(frozen=True)
+class Upstream:
+    """Where requests go: `origin` + `base_path` + the path the app asked for."""
 
-    The base path prefixes every forwarded path, so an app whose base_url is the proxy's root reaches
+    scheme: str
+    host: str
+    port: int | None
+    base_path: str
+
+    @property
+    def origin(self) -> str:
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        return f"{self.scheme}://{host}" + (f":{self.port}" if self.port is not None else "")
+
+
+def parse_upstream(url: str) -> Upstream:
+    """An upstream URL such as https://dashscope-intl.aliyuncs.com/compatible-mode/v1, checked.
+
+    Its path prefixes every forwarded path, so an app whose base_url is the proxy's root reaches
     `<upstream>/chat/completions`."""
     try:
         parts = urlsplit(url.strip())
@@ -35,9 +51,7 @@ def parse_upstream(url: str) -> tuple[str, str]:
         raise UpstreamError(f"--upstream {url!r} is not an http:// or https:// URL with a host")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise UpstreamError(f"--upstream {url!r}: give the base URL only (no query, fragment or credentials)")
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    origin = f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
-    return origin, parts.path.rstrip("/")
+    return Upstream(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
 
 
 def forwarded_headers(raw: Iterable[tuple[bytes, bytes]], *, request: bool) -> list[tuple[bytes, bytes]]:
