@@ -56,6 +56,8 @@ _EXITS = {
             "4 a report could not be written; 130 interrupted (reports marked partial)",
     "mock": "0 stopped by Ctrl-C; 2 usage error (bad flag, port in use); 3 internal error",
     "report": "0 written; 2 usage error or unreadable summary; 3 internal error",
+    "proxy": "on Ctrl-C: 0 no finding at the --fail-on level was seen, 1 one was; 2 usage error (bad --upstream, "
+             "port in use, unwritable --record); 3 internal error",
 }
 _EXAMPLES = {
     "run": ["chatconf run", "chatconf run --region singapore --model qwen-plus --report-dir reports/sg",
@@ -69,6 +71,9 @@ _EXAMPLES = {
              "chatconf load --base-url http://gw:8080/v1 --sweep --users 4 --run-time 20s --slo 'ttft_p99<=800ms'",
              "chatconf load --base-url http://gw:8080/v1 --replay reports/prod/recording.jsonl --speed 2 --users 50"],
     "mock": ["chatconf mock --port 8000", "chatconf mock --api-key sk-test --latency singapore --fault no-done"],
+    "proxy": ["chatconf proxy --upstream https://dashscope-intl.aliyuncs.com/compatible-mode/v1 --port 8080",
+              "chatconf proxy --upstream http://127.0.0.1:8000/compatible-mode/v1 --record traffic.jsonl "
+              "--fail-on should"],
     "report": ["chatconf report reports/sg reports/va --label Singapore --label Virginia -o matrix.html",
                "chatconf report reports/ -o all.html   # every report dir below reports/, runs and load runs"],
 }
@@ -164,6 +169,24 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--seed", type=int, default=0, help="seed for text, jitter and injected faults")
     mock.add_argument("--log-requests", action="store_true",
                       help="print one line per chat request received (GET /_mock/requests lists the last 100)")
+
+    prx = sub.add_parser("proxy", help="validating, recording reverse proxy: point an app's base_url at it",
+                         formatter_class=_Help, epilog=_epilog("proxy"))
+    prx.add_argument("--upstream", metavar="URL", help="base URL requests are forwarded to (its path prefixes "
+                     "every forwarded path), e.g. https://dashscope-intl.aliyuncs.com/compatible-mode/v1")
+    prx.add_argument("--host", default="127.0.0.1", help="address to bind (anything but loopback exposes the proxy)")
+    prx.add_argument("--port", type=int, default=8080, help="TCP port (0: any free port)")
+    prx.add_argument("--profile", default="dashscope", help="profile name or YAML path (default: dashscope)")
+    prx.add_argument("--record", metavar="FILE", help="append every chat exchange to this JSONL recording "
+                     "(redacted; `chatconf validate` reads it)")
+    prx.add_argument("--fail-on", choices=["must", "should"], default="must",
+                     help="findings that count: `must` rule violations only, or `should` warnings too; they are "
+                          "named in an x-chatconf-findings header (non-stream answers) or a log line (streams), "
+                          "and make the exit code 1")
+    prx.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                     help="seconds to connect and get the first byte of an answer before the client gets a 502")
+    prx.add_argument("--idle-timeout", type=float, default=60.0, metavar="S",
+                     help="seconds of upstream silence in the middle of an answer before the proxy ends it")
 
     rep = sub.add_parser("report", help="render run summaries as HTML (several: a compatibility matrix)",
                          formatter_class=_Help, epilog=_epilog("report"))

@@ -305,7 +305,7 @@ class ChatClient:
         content = raw if raw is not None else (dumpb(body) if body is not None else None)
         text = raw.decode("utf-8", "replace") if raw is not None else None
         request = HTTPRequest(method=method, url=url, headers=send_headers,
-                              body=body if raw is None else _try_json(raw), body_text=text)
+                              body=body if raw is None else try_json(raw), body_text=text)
         ex = Exchange(request=request, entry=entry, source=self.base_url)
         try:
             self._transfer(ex, method, url, send_headers, content)
@@ -420,12 +420,11 @@ class ChatClient:
             if note:
                 ex.notes.append(note)
                 ex.stream_check = sink
-            if decoder.decode_errors:
+            what = decoder.decode_error_note()
+            if what:
                 # The events that held the bytes are marked `not_utf8`: the stream rules report them
                 # (stream.json), as `chatconf validate` does for a capture of the same bytes.
-                ex.notes.append(f"invalid UTF-8 in event {decoder.decode_error_event} (byte "
-                                f"{decoder.decode_error_offset} of the stream; {decoder.decode_errors} invalid "
-                                "sequence(s) replaced by U+FFFD)")
+                ex.notes.append(what)
 
     def _read_body(self, ex: Exchange, resp: httpx.Response, deadline: int) -> None:
         buf = bytearray()
@@ -440,14 +439,11 @@ class ChatClient:
                     break
         finally:
             data = bytes(buf)
-            try:
-                ex.body_text = data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                ex.body_text = data.decode("utf-8", "replace")
-                ex.notes.append(f"response body is not valid UTF-8 (first invalid byte at offset {exc.start}); "
-                                "body_text holds it with U+FFFD replacements")
+            ex.body_text, note = decode_body(data)
+            if note:
+                ex.notes.append(note)
         if not ex.transport_error:
-            ex.body = _try_json(data)
+            ex.body = try_json(data)
         _bound_body_text(ex)
 
 
@@ -479,7 +475,17 @@ def _scrub(ex: Exchange) -> None:
                                         index=ev.index, terminated=ev.terminated)
 
 
-def _try_json(data: bytes) -> Any:
+def decode_body(data: bytes) -> tuple[str, str | None]:
+    """A response body as text, and a note when it was not valid UTF-8 (kept with U+FFFD replacements)."""
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return data.decode("utf-8", "replace"), (f"response body is not valid UTF-8 (first invalid byte at offset "
+                                                  f"{exc.start}); body_text holds it with U+FFFD replacements")
+
+
+def try_json(data: bytes) -> Any:
+    """The parsed JSON document of a body, or None (empty or not JSON)."""
     if not data.strip():
         return None
     try:

@@ -95,6 +95,43 @@ class AtomicFile:
         return self._fh.closed
 
 
+class LiveFile:
+    """A file written in place, line by line, readable while it grows (a proxy's recording): the
+    AtomicFile interface, with each write checked the same way; `commit()` only closes it."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh: IO = self.path.open("w", encoding="utf-8", newline="\n")
+        except OSError as exc:
+            raise OutputError(self.path, exc) from None
+
+    def write(self, data: str, *, flush: bool = False) -> None:
+        try:
+            self._fh.write(data)
+            if flush:
+                self._fh.flush()
+        except OSError as exc:
+            self.abort()
+            raise OutputError(self.path, exc) from None
+
+    def commit(self) -> Path:
+        try:
+            self._fh.close()
+        except OSError as exc:
+            raise OutputError(self.path, exc) from None
+        return self.path
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self._fh.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._fh.closed
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write a whole file atomically; raises OutputError (the old file, if any, stays as it was)."""
     out = AtomicFile(path, binary=isinstance(data, bytes))

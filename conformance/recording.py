@@ -35,7 +35,7 @@ from typing import Any
 
 from .exchange import Exchange, HTTPRequest, is_http_status, not_a_status
 from .jsonutil import JSONError, dumps, loads
-from .outputs import AtomicFile, OutputError
+from .outputs import AtomicFile, LiveFile, OutputError
 from .redact import redact_headers, redact_obj, redact_text
 from .sse import SSEEvent
 
@@ -167,12 +167,15 @@ class RecordingWriter:
     to `path` (flushed per line, safe to tail) that becomes `path` on `close()`, so a previous recording
     is replaced only by a complete one (conformance.outputs).
 
+    `live=True` (the proxy, which runs for as long as an app under test does) writes to `path` itself,
+    line by line, so the recording can be read and validated while traffic still flows.
+
     A write that fails (full disk) never breaks the exchange being recorded: the recording stops,
     `error` holds the OutputError, and `close()` raises it."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, live: bool = False):
         self.path = Path(path)
-        self._out: AtomicFile | None = AtomicFile(self.path)
+        self._out: AtomicFile | LiveFile | None = LiveFile(self.path) if live else AtomicFile(self.path)
         self.error: OutputError | None = None
         self.count = 0
 

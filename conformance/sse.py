@@ -213,6 +213,14 @@ class SSEDecoder:
             events.append(self._dispatch(terminated=False))
         return self._mark(events) if self._escaped else events
 
+    def decode_error_note(self) -> str | None:
+        """One line locating the stream's invalid UTF-8, or None when it had none (a note: the events
+        holding the bytes are marked `not_utf8`, and the stream rules report them as stream.json)."""
+        if not self.decode_errors:
+            return None
+        return (f"invalid UTF-8 in event {self.decode_error_event} (byte {self.decode_error_offset} of the stream; "
+                f"{self.decode_errors} invalid sequence(s) replaced by U+FFFD)")
+
     def iter_events(self, chunks: Iterable[tuple[bytes, int]]) -> Iterator[SSEEvent]:
         """Decode a whole stream of `(bytes, t_ns)` pairs, including the flush at the end."""
         for chunk, t_ns in chunks:

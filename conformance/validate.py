@@ -145,7 +145,7 @@ def request_verdict(ex: Exchange) -> str:
     return f"client sent an invalid request and the server accepted it (HTTP {status}): "
 
 
-def _request(ex: Exchange, profile: Profile) -> list[Violation]:
+def request_findings(ex: Exchange, profile: Profile) -> list[Violation]:
     """The request rules on the captured request body, whatever the answer (or none). Rules that
     need the live model list (request.model-unknown) stay off: a profile never lists every model."""
     body = ex.request.body if ex.request is not None else None
@@ -194,7 +194,7 @@ def check(ex: Exchange, profile: Profile, strict: bool = False) -> Iterator[Viol
     """All findings for one Exchange: the request rules on the captured request, then the rules
     engine on the answer (lone chunks: the chunk schema only), then warnings for documented error
     envelope members that are missing."""
-    yield from _request(ex, profile)
+    yield from request_findings(ex, profile)
     if NOTE_SINGLE_CHUNK in ex.notes:
         yield from _single_chunk(ex, profile, strict)
         return

@@ -20,6 +20,11 @@ the connection), `huge` (a 10 MB JSON body), and:
 - `ratelimit`: every answer is a 429 with `Retry-After: 1` (after `ok_first` valid streams);
 - `echo-key-500`: a 500 whose JSON error body and `x-echo-key` header echo the Authorization header.
 
+For the proxy: `ok` (a small valid chat.completion), `reset` (reads the request, then resets the
+connection: RST, no byte of answer), `not-http` (answers bytes that are no HTTP status line) and
+`paced` (a valid stream: one event, a 300 ms pause, the rest; `sent_at` holds the `time.monotonic()`
+of each event's write). `mode` is read per request, so a test may switch it between requests.
+
 With `preflight_ok`, the first request gets a small valid chat.completion instead, so chatconf's
 preflight passes and the misbehaviour reaches the suite.
 """
@@ -29,6 +34,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
+import struct
 import threading
 import time
 from urllib.parse import quote
@@ -41,6 +48,12 @@ FLOOD_ODD_ID = "odd-one-out"
 VALID = (b'{"id":"chatcmpl-x","object":"chat.completion","created":1,"model":"qwen-plus","choices":[{"index":0,'
          b'"message":{"role":"assistant","content":"H"},"finish_reason":"length"}],'
          b'"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}')
+
+_PACED_CHUNK = ('data: {"id":"chatcmpl-p","object":"chat.completion.chunk","created":' + str(int(time.time()))
+                + ',"model":"qwen-plus","choices":[{"index":0,"delta":{%s},"finish_reason":%s}]}\n\n')
+PACED_EVENTS = [(_PACED_CHUNK % ('"role":"assistant","content":""', "null")).encode(),
+                (_PACED_CHUNK % ('"content":"Hi"', "null")).encode(),
+                (_PACED_CHUNK % ("", '"stop"')).encode(), b"data: [DONE]\n\n"]
 
 
 _CHUNK = ('data: {"id":"chatcmpl-x","object":"chat.completion.chunk","created":%d,"model":"qwen-plus",'
@@ -78,6 +91,7 @@ class HostileServer:
         self.mode = mode
         self.port = 0
         self.answered = 0
+        self.sent_at: list[float] = []
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -150,7 +164,7 @@ class HostileServer:
                 key, _ = await self._read_request(reader)
                 served += 1
                 self.requests += 1
-                if self._preflight_ok and self.requests == 1:
+                if (self._preflight_ok and self.requests == 1) or self.mode == "ok":
                     writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                                  b"content-length: %d\r\n\r\n" % len(VALID) + VALID)
                 elif self.mode in ("ratelimit", "echo-key-500"):
@@ -178,6 +192,25 @@ class HostileServer:
                         await writer.drain()
                     finally:
                         self.in_flight -= 1
+                elif self.mode == "reset":
+                    sock = writer.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    writer.transport.abort()
+                    return
+                elif self.mode == "not-http":
+                    writer.write(b"\x00\xffSSH-2.0-garbage \x1b[31m not http at all\r\n\r\n" * 4)
+                    await writer.drain()
+                    return
+                elif self.mode == "paced":
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                                 b"transfer-encoding: chunked\r\n\r\n")
+                    for i, event in enumerate(PACED_EVENTS):
+                        if i == 1:
+                            await asyncio.sleep(0.3)
+                        writer.write(b"%x\r\n" % len(event) + event + b"\r\n")
+                        await writer.drain()
+                        self.sent_at.append(time.monotonic())
+                    writer.write(b"0\r\n\r\n")
                 elif self.mode == "hang":
                     await asyncio.sleep(3600)
                 elif self.mode == "garbage":

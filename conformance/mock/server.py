@@ -71,12 +71,13 @@ def serve(server: Any, sock: socket.socket) -> None:
         sock.close()
 
 
-def uvicorn_server(app: Any, *, loop: str = "auto") -> Any:
+def uvicorn_server(app: Any, *, loop: str = "auto", date_header: bool = True) -> Any:
+    """uvicorn for the mock (and the proxy, which passes the upstream's Date through: date_header=False)."""
     import uvicorn
 
     config = uvicorn.Config(app, loop=loop, http="httptools" if _has("httptools") else "auto",
                             lifespan="off", log_level="warning", access_log=False, server_header=False,
-                            date_header=True, timeout_keep_alive=30, backlog=2048,
+                            date_header=date_header, timeout_keep_alive=30, backlog=2048,
                             proxy_headers=False)   # loopback mock: no proxies, one frame less per resume
     server = uvicorn.Server(config)
     return server

@@ -1,0 +1,233 @@
+"""`chatconf proxy`'s added latency per SSE event, side by side with a direct connection, in one run.
+
+    .venv/bin/python benchmarks/bench_proxy.py [--streams 100 --events 60 --gap-ms 25 --rounds 2] [--record]
+
+One process (pinned to CPU 0, uvloop) runs both the upstream and the client: a raw asyncio HTTP server
+that answers every POST with an event stream of `--events` realistic chat chunks `--gap-ms` apart,
+stamping each chunk with `perf_counter_ns()` taken right before its write; and `--streams` concurrent
+raw-socket clients that note when each chunk arrives. Stream starts are spread over one gap, as real
+users' are. The proxy (`chatconf proxy`, a subprocess pinned to CPU 1) sits in between for the proxied
+rounds. Direct and proxied rounds alternate; per event, latency = arrival - write. The proxy's added
+latency is the difference of the two distributions at p50 and p99 (events cannot be paired across
+rounds). The proxy validates every stream as it does for users (`--record` also writes the recording).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from conformance.stats import percentile
+
+PATH = b"/v1/chat/completions"
+BODY = (b'{"model":"qwen-plus","messages":[{"role":"user","content":"Who are you?"}],"stream":true,'
+        b'"stream_options":{"include_usage":true}}')
+CREATED = int(time.time())
+CHUNK = ('{"id":"chatcmpl-3f1a2b4c-0000-4000-8000-000000000000","object":"chat.completion.chunk","created":'
+         + str(CREATED) + ',"model":"qwen-plus","system_fingerprint":null,"choices":[{"index":0,"delta":{%s},'
+         '"logprobs":null,"finish_reason":%s}],"usage":null}')
+RUNNING: set[asyncio.Future[None]] = set()
+STAMP = re.compile(rb'"content":"t(\d+)-(\d+)"')
+
+
+def pin(pid: int, cpu: int) -> bool:
+    try:
+        if (os.cpu_count() or 1) > cpu:
+            os.sched_setaffinity(pid, {cpu})
+            return True
+    except (AttributeError, OSError):
+        pass
+    return False
+
+
+# -- the upstream: a stream of stamped events per request -----------------------------------------------
+
+class Upstream(asyncio.Protocol):
+    """Minimal HTTP/1.1 keep-alive server: any POST gets a chunked text/event-stream answer."""
+
+    events = 60
+    gap_s = 0.025
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.buf = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        head_end = self.buf.find(b"\r\n\r\n")
+        if head_end < 0:
+            return
+        length = int(re.search(rb"(?i)content-length:\s*(\d+)", self.buf[:head_end]).group(1))  # type: ignore[union-attr]
+        if len(self.buf) < head_end + 4 + length:
+            return
+        self.buf = self.buf[head_end + 4 + length:]
+        task = asyncio.ensure_future(self.stream())
+        RUNNING.add(task)
+        task.add_done_callback(RUNNING.discard)
+
+    async def stream(self) -> None:
+        write = self.transport.write
+        write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
+              b"x-request-id: 3f1a2b4c-0000-4000-8000-000000000000\r\n\r\n")
+        for i in range(self.events):
+            if i:
+                await asyncio.sleep(self.gap_s)
+            if self.transport.is_closing():
+                return
+            delta = '"role":"assistant","content":"t%d-%d"' if i == 0 else '"content":"t%d-%d"'
+            finish = '"stop"' if i == self.events - 1 else "null"
+            event = ("data: " + CHUNK % (delta % (time.perf_counter_ns(), i), finish) + "\n\n").encode()
+            write(b"%x\r\n%s\r\n" % (len(event), event))
+        tail = (b'data: {"id":"chatcmpl-3f1a2b4c-0000-4000-8000-000000000000","object":"chat.completion.chunk",'
+                b'"created":%d,"model":"qwen-plus","system_fingerprint":null,"choices":[],"usage":'
+                b'{"prompt_tokens":12,"completion_tokens":%d,"total_tokens":%d}}\n\ndata: [DONE]\n\n'
+                % (CREATED, self.events, self.events + 12))
+        write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(tail), tail))
+
+
+# -- the client: arrival time of every stamped event ----------------------------------------------------
+
+async def one_stream(port: int, path: bytes, delay: float, latencies: list[tuple[int, int]]) -> bool:
+    await asyncio.sleep(delay)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sk-bench-key-000\r\n"
+                 b"Content-Type: application/json\r\nConnection: close\r\nContent-Length: "
+                 + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+    carry, done = b"", False
+    try:
+        while True:
+            data = await reader.read(65536)
+            now = time.perf_counter_ns()
+            if not data:
+                break
+            carry += data
+            cut = carry.rfind(b"\n\n")
+            if cut < 0:
+                continue
+            for stamp, index in STAMP.findall(carry, 0, cut):
+                latencies.append((int(index), now - int(stamp)))
+            done = done or b"[DONE]" in carry[:cut + 2]
+            carry = carry[cut + 2:]
+            if done:
+                break
+    finally:
+        writer.close()
+    return done
+
+
+async def round_of(port: int, path: bytes, streams: int, gap_s: float) -> tuple[list[tuple[int, int]], int]:
+    """(event index, latency ns) of every event of `streams` concurrent streams, and how many completed."""
+    latencies: list[tuple[int, int]] = []
+    rng = random.Random(1)
+    results = await asyncio.gather(*(one_stream(port, path, rng.random() * gap_s, latencies)
+                                     for _ in range(streams)))
+    return latencies, sum(results)
+
+
+def start_proxy(upstream_port: int, record: str | None, cpu: int) -> tuple[subprocess.Popen[str], int]:
+    extra = ["--record", record] if record else []
+    profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
+    proc = subprocess.Popen([sys.executable, *profile, "-m", "conformance.cli", "proxy", "--port", "0", "--upstream",
+                             f"http://127.0.0.1:{upstream_port}", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    pin(proc.pid, cpu)
+    line = proc.stdout.readline() if proc.stdout else ""
+    match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+    if not match:
+        raise SystemExit(f"proxy did not start: {line!r}")
+    return proc, int(match.group(1))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ms(ns: float) -> str:
+    return f"{ns / 1e6:7.3f}"
+
+
+async def bench(args: argparse.Namespace) -> int:
+    Upstream.events, Upstream.gap_s = args.events, args.gap_ms / 1000
+    server = await asyncio.get_running_loop().create_server(Upstream, "127.0.0.1", 0, backlog=4096)
+    upstream_port = server.sockets[0].getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        record = os.path.join(tmp, "bench.jsonl") if args.record else None
+        proxy, proxy_port = start_proxy(upstream_port, record, args.proxy_cpu)
+        try:
+            await round_of(proxy_port, PATH, min(10, args.streams), Upstream.gap_s)   # warm-up both paths
+            await round_of(upstream_port, PATH, min(10, args.streams), Upstream.gap_s)
+            direct: list[tuple[int, int]] = []
+            proxied: list[tuple[int, int]] = []
+            complete = {"direct": 0, "proxied": 0}
+            proxy_cpu = proxy_wall = 0.0
+            for _ in range(args.rounds):
+                lat, ok = await round_of(upstream_port, PATH, args.streams, Upstream.gap_s)
+                direct += lat
+                complete["direct"] += ok
+                cpu0, wall0 = cpu_seconds(proxy.pid), time.perf_counter()
+                lat, ok = await round_of(proxy_port, PATH, args.streams, Upstream.gap_s)
+                proxy_cpu += cpu_seconds(proxy.pid) - cpu0
+                proxy_wall += time.perf_counter() - wall0
+                proxied += lat
+                complete["proxied"] += ok
+        finally:
+            proxy.send_signal(signal.SIGINT)
+            proxy.wait(10)
+        lines = len(Path(record).read_text().splitlines()) if record else None
+    server.close()
+    expected = args.rounds * args.streams
+    print(f"{args.streams} concurrent streams x {args.events} events, {args.gap_ms:g} ms apart "
+          f"({args.streams / Upstream.gap_s:,.0f} events/s), {args.rounds} round(s) each"
+          + (f"; proxy recording ({lines} lines)" if record else ""))
+    print(f"completed streams: direct {complete['direct']}/{expected}, proxied {complete['proxied']}/{expected}; "
+          f"proxy CPU {proxy_cpu / proxy_wall:.0%} of one core, {proxy_cpu / len(proxied) * 1e6:.0f} µs per event")
+    print("per-event latency (write -> arrival), ms:     p50      p90      p99    p99.9      max")
+    added: list[float] = []
+    for label, keep in (("all events", lambda i: True), ("first event", lambda i: i == 0),
+                        ("later events", lambda i: i > 0)):
+        rows = {}
+        for name, pairs in (("direct", direct), ("proxied", proxied)):
+            values = sorted(lat for i, lat in pairs if keep(i))
+            rows[name] = [percentile(values, q) for q in (50, 90, 99, 99.9)] + [values[-1]]
+            print(f"  {label:<12} {name:<8} ({len(values):>6})         " + "  ".join(ms(v) for v in rows[name]))
+        diff = [p - d for p, d in zip(rows["proxied"], rows["direct"], strict=True)]
+        print(f"  {label:<12} added by the proxy              " + "  ".join(ms(v) for v in diff))
+        added = added or diff
+    verdict = "met" if added[2] < 1e6 else "NOT met"
+    print(f"target p99 added < 1 ms: {verdict} (p50 {added[0] / 1e6:.3f} ms, p99 {added[2] / 1e6:.3f} ms)")
+    return 0 if complete["proxied"] == expected else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--streams", type=int, default=100)
+    parser.add_argument("--events", type=int, default=60)
+    parser.add_argument("--gap-ms", type=float, default=25.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--record", action="store_true", help="the proxy also writes a recording")
+    parser.add_argument("--proxy-cpu", type=int, default=1, help="CPU the proxy is pinned to (client and upstream: 0)")
+    args = parser.parse_args()
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    pin(0, 0)
+    return asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

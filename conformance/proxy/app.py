@@ -1,0 +1,241 @@
+"""The proxy as a plain ASGI app (no framework in the per-chunk path): forward, stream, check, record.
+
+Every request outside `/_proxy/` goes to the upstream unchanged (method, path under the upstream's
+base path, raw query, body, headers minus the connection-specific ones); the answer comes back the
+same way. Event streams are relayed chunk by chunk: each chunk is written to the client before the
+proxy looks at it. Non-stream answers to chat requests are read whole first, so their findings can
+ride along in an `x-chatconf-findings` header; that is the only buffering the proxy does.
+
+Chat Completions round trips are checked with the rules of `chatconf validate` (see capture.py),
+their findings go to the FindingsStore (console, `GET /_proxy/findings`) and the exchange to the
+recording. Keys never leave: every credential header value the proxy sees is registered as a secret
+before anything is checked, printed or recorded.
+
+An upstream that refuses, hangs, resets or answers with something that is not HTTP gets the client
+a 502 with an error envelope; the proxy itself keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..jsonutil import dumpb
+from ..profiles import Profile
+from ..recording import RecordingWriter
+from ..redact import SECRET_HEADERS, redact_text, register_secret
+from .capture import ExchangeCapture, is_chat_path
+from .findings import FindingsStore, findings_header
+from .forwarding import error_body, forwarded_headers, parse_upstream
+from .upstream import UpstreamFailure, UpstreamPool, UpstreamResponse
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+ADMIN_PREFIX = "/_proxy/"
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
+MAX_BUFFERED_BYTES = 16 * 1024 * 1024
+"""A non-stream answer larger than this is relayed as it comes, without the findings header."""
+FINDINGS_HEADER = b"x-chatconf-findings"
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+@dataclass
+class ProxyConfig:
+    upstream: str
+    profile: Profile
+    fail_on: str = "must"
+    timeout_s: float = 30.0
+    """Connecting, sending the request and waiting for the first byte of the answer."""
+    idle_timeout_s: float = 60.0
+    """Longest silence between two chunks of an answer."""
+    record: str | None = None
+
+
+class ProxyApp:
+    """`ProxyApp(config, echo=print)` is an ASGI app; `aclose()` releases the upstream connections."""
+
+    def __init__(self, config: ProxyConfig, *, echo: Callable[[str], None] | None = None):
+        self.config = config
+        self.upstream = parse_upstream(config.upstream)
+        self.findings = FindingsStore(config.fail_on, echo=echo)
+        self.recording = RecordingWriter(config.record, live=True) if config.record else None
+        self.in_flight = 0
+        self._entries = 0
+        self._echo = echo
+        self._pool = UpstreamPool(self.upstream.scheme, self.upstream.host, self.upstream.port)
+
+    def close(self) -> None:
+        self._pool.close()
+        if self.recording is not None:
+            self.recording.close()
+
+    # -- ASGI -------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"].startswith(ADMIN_PREFIX):
+            await self._admin(scope, send)
+            return
+        self.in_flight += 1
+        try:
+            await self._forward(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _admin(self, scope: Scope, send: Send) -> None:
+        path = scope["path"]
+        if path not in ("/_proxy/findings", "/_proxy/health"):
+            await _answer(send, 404, error_body(f"no such proxy endpoint {path!r}", "not_found"))
+        elif scope["method"] != "GET":
+            await _answer(send, 405, error_body(f"{path} answers GET only", "method_not_allowed"))
+        elif path == "/_proxy/findings":
+            await _answer(send, 200, dumpb(self.findings.snapshot()))
+        else:
+            await _answer(send, 200, dumpb({"status": "ok", "upstream": redact_text(self.config.upstream),
+                                            "exchanges": self.findings.exchanges, "in_flight": self.in_flight}))
+
+    # -- forwarding ----------------------------------------------------------------------------------
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await _read_body(receive)
+        if body is None:
+            await _answer(send, 413, error_body(f"request body larger than {MAX_REQUEST_BYTES} bytes",
+                                                "request_too_large"))
+            return
+        raw_headers = list(scope["headers"])
+        _register_keys(raw_headers)
+        path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        query = scope.get("query_string") or b""
+        target = self.upstream.base_path + path + (f"?{query.decode('latin-1')}" if query else "")
+        url = self.upstream.origin + target
+        headers = forwarded_headers(raw_headers, request=True)
+        method = scope["method"]
+        capture = None
+        if is_chat_path(scope["path"]):
+            capture = ExchangeCapture(self.config.profile, method=method, url=url, source=self.config.upstream,
+                                      headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
+                                      body=body)
+        if capture is not None:
+            capture.sent()
+        try:
+            response = await self._pool.request(method, target, headers, body, timeout_s=self.config.timeout_s,
+                                                idle_timeout_s=self.config.idle_timeout_s)
+        except UpstreamFailure as exc:
+            message = redact_text(exc.message)
+            await _answer(send, 502, error_body(message, exc.code, kind="bad_gateway"))
+            if capture is not None:
+                self._done(capture, method, scope["path"], transport_error=message)
+            return
+        try:
+            await self._relay(response, capture, method, scope, receive, send)
+        finally:
+            response.close()
+
+    async def _relay(self, response: UpstreamResponse, capture: ExchangeCapture | None, method: str, scope: Scope,
+                     receive: Receive, send: Send) -> None:
+        status = response.status
+        headers = forwarded_headers(response.headers, request=False)
+        if capture is not None:
+            capture.response(status, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers])
+        buffer = capture is not None and capture.ex.events is None
+        if buffer:
+            complete = await self._relay_checked(response, capture, method, scope, headers, send)  # type: ignore[arg-type]
+            if complete:
+                return
+        else:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+        disconnect = asyncio.ensure_future(receive())  # http.disconnect is the only message left
+        error: str | None = None
+        try:
+            async for chunk in response.chunks():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if capture is not None:
+                    capture.chunk(chunk)
+                if disconnect.done():
+                    if capture is not None:
+                        self._done(capture, method, scope["path"], client_gone=True)
+                    return
+        except UpstreamFailure as exc:
+            error = redact_text(exc.message)
+        finally:
+            disconnect.cancel()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if capture is not None:
+            self._done(capture, method, scope["path"], transport_error=error)
+
+    async def _relay_checked(self, response: UpstreamResponse, capture: ExchangeCapture, method: str, scope: Scope,
+                             headers: list[tuple[bytes, bytes]], send: Send) -> bool:
+        """Read a non-stream answer whole, check it, then send it with the findings header. False when it
+        grew too large to hold: the part read so far has been sent and the caller relays the rest."""
+        parts: list[bytes] = []
+        size = 0
+        error: str | None = None
+        try:
+            async for chunk in response.chunks():
+                parts.append(chunk)
+                capture.chunk(chunk)
+                size += len(chunk)
+                if size > MAX_BUFFERED_BYTES:
+                    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+                    await send({"type": "http.response.body", "body": b"".join(parts), "more_body": True})
+                    return False
+        except UpstreamFailure as exc:
+            error = redact_text(exc.message)
+        failing = self._done(capture, method, scope["path"], transport_error=error)
+        if failing:
+            headers = [*headers, (FINDINGS_HEADER, findings_header(failing).encode("ascii", "replace"))]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"".join(parts), "more_body": False})
+        return True
+
+    def _done(self, capture: ExchangeCapture, method: str, path: str, *, transport_error: str | None = None,
+              client_gone: bool = False) -> list[Any]:
+        """Check, record and report one finished exchange; returns its findings at the --fail-on level.
+        Runs without an await, so entries are numbered in the order lines reach the recording."""
+        entry = self._entries
+        self._entries += 1
+        violations = capture.finish(transport_error, entry=entry, client_gone=client_gone)
+        if self.recording is not None:
+            self.recording.write(capture.ex)
+        return self.findings.add(violations, method=method, path=path, status=capture.ex.status, entry=entry)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body (chat requests are small), or None when it exceeds MAX_REQUEST_BYTES."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            return None
+        parts.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(parts)
+
+
+def _register_keys(headers: list[tuple[bytes, bytes]]) -> None:
+    """Every credential the app sends through the proxy becomes a registered secret, so no console
+    line, finding or recording can show it (nor its encodings)."""
+    for name, value in headers:
+        if name.decode("latin-1").lower() in SECRET_HEADERS:
+            text = value.decode("latin-1").strip()
+            register_secret(text)
+            scheme, _, token = text.partition(" ")
+            if token.strip() and scheme.lower() in ("bearer", "basic", "token"):
+                register_secret(token.strip())
+
+
+async def _answer(send: Send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body, "more_body": False})

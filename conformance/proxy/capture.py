@@ -1,0 +1,170 @@
+"""One proxied round trip becoming the `Exchange` that `chatconf validate` would build from its capture.
+
+The proxy hands over each chunk *after* it went to the client, so checking never delays the bytes the
+client waits for. A 2xx event stream is decoded by the shared SSE decoder and each event goes through
+the `StreamChecker` as it arrives (the cost is spread over the stream instead of landing on the event
+loop at its end); anything else is checked once, when it is complete, by `validate.check`. Both give
+the findings `chatconf validate` gives for the recorded line: request rules via `request_findings`,
+then the stream rules of `check_exchange` (for a 2xx stream that is one StreamChecker pass, which is
+what this class runs incrementally).
+
+Memory is bounded per exchange: past `max_bytes` the rest is forwarded but no longer captured, and the
+exchange is noted as unchecked beyond that point.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+from ..client import decode_body, try_json
+from ..exchange import Exchange, HTTPRequest, make_headers
+from ..profiles import Profile
+from ..rules import StreamChecker
+from ..rules.base import Violation
+from ..sse import SSEDecoder, SSEError
+from ..validate import check, request_findings
+
+MAX_CAPTURE_BYTES = 64 * 1024 * 1024
+TRANSPORT_RULE = "transport.complete"
+"""The id the proxy reports a broken round trip under (no answer, or an answer cut short): the same
+id `chatconf run` uses for the check that every answer arrives whole."""
+
+
+def is_chat_path(path: str) -> bool:
+    """Only Chat Completions round trips are checked and recorded; anything else is just forwarded."""
+    return path.rstrip("/").endswith("/chat/completions")
+
+
+class _Inflate:
+    """gzip/deflate bodies decoded for checking (the client still gets the bytes as sent)."""
+
+    def __init__(self, encoding: str):
+        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding in ("gzip", "x-gzip") else zlib.MAX_WBITS)
+
+    def __call__(self, data: bytes) -> bytes:
+        return self._z.decompress(data)
+
+
+class ExchangeCapture:
+    """Collects one exchange while it is forwarded; `finish` returns its findings."""
+
+    def __init__(self, profile: Profile, *, method: str, url: str, headers: Iterable[tuple[str, str]],
+                 body: bytes, source: str, max_bytes: int = MAX_CAPTURE_BYTES):
+        self.profile = profile
+        text, _ = decode_body(body) if body else (None, None)
+        request = HTTPRequest(method=method, url=url, headers=make_headers(list(headers)),
+                              body=try_json(body), body_text=text)
+        self.ex = Exchange(request=request, source=source)
+        self.max_bytes = max_bytes
+        self._decoder: SSEDecoder | None = None
+        self._checker: StreamChecker | None = None
+        self._stream_findings: list[Violation] = []
+        self._body = bytearray()
+        self._inflate: _Inflate | None = None
+        self._captured = 0
+        self._checked = True
+
+    # -- the round trip, as it happens ----------------------------------------------------------------
+
+    def sent(self) -> None:
+        self.ex.t_send_ns = time.perf_counter_ns()
+        self.ex.sent_at = time.time()
+
+    def response(self, status: int, headers: list[tuple[str, str]]) -> None:
+        ex = self.ex
+        ex.t_headers_ns = time.perf_counter_ns()
+        ex.status = status
+        ex.headers = make_headers(headers)
+        encoding = ex.headers.get("content-encoding", "identity").strip().lower()
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            self._inflate = _Inflate(encoding)
+        elif encoding != "identity":
+            self._stop(f"response content-encoding {encoding!r} is not decoded by the proxy: "
+                       "the answer was not checked")
+        wants_stream = ex.request is not None and ex.request.is_stream
+        if status < 400 and (ex.content_type == "text/event-stream" or wants_stream):
+            ex.events = []
+            self._decoder = SSEDecoder()
+            self._checker = StreamChecker(self.profile, ex.request.body if ex.request else None,
+                                          headers=ex.headers, sent_at=ex.sent_at)
+
+    def chunk(self, data: bytes) -> None:
+        """A chunk the client already has. Never raises: a capture problem becomes a note."""
+        if not self._checked or not data:
+            return
+        self._captured += len(data)
+        if self._captured > self.max_bytes:
+            self._stop(f"answer larger than {self.max_bytes} bytes: the rest was forwarded but not checked")
+            return
+        try:
+            if self._inflate is not None:
+                data = self._inflate(data)
+            if self._decoder is None:
+                self._body += data
+                return
+            self._events(self._decoder.feed(data, time.perf_counter_ns()))
+        except (zlib.error, SSEError) as exc:
+            self._stop(f"answer could not be decoded for checking ({exc}): it was forwarded unchecked")
+
+    def _events(self, events: list[Any]) -> None:
+        assert self.ex.events is not None and self._checker is not None
+        for ev in events:
+            self.ex.events.append(ev)  # type: ignore[union-attr]
+            self._stream_findings.extend(self._checker.feed(ev))
+
+    def _stop(self, note: str) -> None:
+        if self._checked:
+            self._checked = False
+            self.ex.notes.append(note)
+
+    # -- the end ------------------------------------------------------------------------------------
+
+    def finish(self, transport_error: str | None = None, *, entry: int = 0,
+               client_gone: bool = False) -> list[Violation]:
+        """Close the exchange (numbered `entry`, its line in the recording) and return its findings.
+
+        `client_gone`: the client hung up first and the proxy stopped forwarding; the answer is
+        incomplete through no fault of the upstream, so only what was seen so far is judged."""
+        ex = self.ex
+        ex.entry = entry
+        ex.t_end_ns = time.perf_counter_ns()
+        if client_gone:
+            ex.transport_error = "client disconnected before the end of the answer; the proxy stopped forwarding"
+            return [*request_findings(ex, self.profile), *self._stream_findings]
+        if transport_error:
+            ex.transport_error = transport_error
+        decoder = self._decoder
+        if decoder is not None and self._checked:
+            try:
+                self._events(decoder.close())
+            except SSEError as exc:  # pragma: no cover - close only flushes what feed accepted
+                self._stop(f"answer could not be decoded for checking ({exc})")
+            note = decoder.decode_error_note()
+            if note:  # the events holding the bytes are marked: the stream rules report stream.json
+                ex.notes.append(note)
+        if decoder is None and ex.status is not None:
+            ex.body_text, note = decode_body(bytes(self._body))
+            if note:
+                ex.notes.append(note)
+            ex.body = try_json(self._body)
+            if not ex.body_text:
+                ex.body_text = None
+        self._body = bytearray()
+        found = self._findings()
+        if ex.transport_error:
+            what = "no answer" if ex.status is None else "answer cut short"
+            found.append(Violation(TRANSPORT_RULE, f"expected a complete answer from the upstream, received {what}: "
+                                   f"{ex.transport_error}", entry=entry, level="error"))
+        return found
+
+    def _findings(self) -> list[Violation]:
+        ex = self.ex
+        if not self._checked:
+            return request_findings(ex, self.profile)
+        if self._checker is not None:
+            return [*request_findings(ex, self.profile), *self._stream_findings,
+                    *self._checker.finish(ex.transport_error)]
+        return list(check(ex, self.profile))

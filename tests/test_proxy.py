@@ -1,0 +1,237 @@
+"""`chatconf proxy` as a user runs it: a real subprocess between the official openai SDK and the real
+mock (or a deliberately broken upstream). The SDK's examples must work unchanged through it, every
+SSE event must reach the client before the upstream sends the next one, its recording must pass
+`chatconf validate`, a mock fault mode must show up as a finding, the key must appear nowhere, and
+broken upstreams must give the client a 502 envelope while the proxy keeps serving."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from conformance.mock import MockConfig, MockServer
+from tests.hostile_server import HostileServer
+
+KEY = "sk-proxytest-0123456789abcdef"
+TOOLS = [
+    {"type": "function", "function": {"name": "get_current_time",
+                                      "description": "Useful for when you want to know the current time.",
+                                      "parameters": {}}},
+    {"type": "function", "function": {
+        "name": "get_current_weather", "description": "Useful for querying the weather in a specific city.",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
+        "required": ["location"]}},
+]
+LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
+
+
+class ProxyProcess:
+    """`chatconf proxy ...` in a child process; `url` is where it listens, `stop()` sends Ctrl-C."""
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen([sys.executable, "-m", "conformance.cli", "proxy", "--port", "0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline()
+        match = LISTENING.search(first)
+        assert match, first + (self.proc.stderr.read() if self.proc.stderr else "")
+        self.url = match.group(1)
+        self.lines: list[str] = [first]
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)  # type: ignore[arg-type]
+        self._reader.start()
+
+    def findings(self) -> dict[str, Any]:
+        return httpx.get(self.url + "/_proxy/findings", timeout=5).json()
+
+    def stop(self) -> tuple[int, str, str]:
+        """Ctrl-C; (exit code, everything it printed on stdout, stderr)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        rc = self.proc.wait(timeout=10)
+        self._reader.join(5)
+        return rc, "".join(self.lines), self.proc.stderr.read() if self.proc.stderr else ""
+
+
+@pytest.fixture(scope="module")
+def mock() -> Any:
+    server = MockServer(MockConfig(seed=7, api_key=KEY))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def recorded(mock: MockServer, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One proxy in front of the mock, recording; the module's SDK tests all go through it."""
+    record = tmp_path_factory.mktemp("proxy") / "traffic.jsonl"
+    proxy = ProxyProcess("--upstream", mock.base_url, "--record", str(record))
+    yield proxy, record
+    proxy.stop()
+
+
+def sdk(proxy: ProxyProcess) -> openai.OpenAI:
+    return openai.OpenAI(api_key=KEY, base_url=proxy.url, max_retries=0)
+
+
+def tool_loop(client: openai.OpenAI) -> list[str]:
+    """The seed's tool loop: one call per round, tool answers appended, until a final answer."""
+    messages: list[dict[str, Any]] = [{"role": "user",
+                                       "content": "How is the weather in Singapore? What time is it now?"}]
+    names = []
+    for _ in range(5):
+        message = client.chat.completions.create(model="qwen-plus", messages=messages,
+                                                 tools=TOOLS).choices[0].message.model_dump()
+        message["content"] = message["content"] or ""
+        messages.append(message)
+        if not message["tool_calls"]:
+            return names
+        call = message["tool_calls"][0]["function"]
+        names.append(call["name"])
+        content = "Current time: 12:00:00." if call["name"] == "get_current_time" else "It is rainy today."
+        messages.append({"name": call["name"], "role": "tool", "content": content})
+    return names
+
+
+def test_sdk_examples_work_unchanged_and_the_recording_validates(recorded: Any, mock: MockServer) -> None:
+    proxy, record = recorded
+    with sdk(proxy) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="qwen-plus", messages=[{"role": "user", "content": "Who are you?"}])
+        completion = raw.parse()
+        chunks = list(client.chat.completions.create(model="qwen-plus", stream=True,
+                                                     messages=[{"role": "user", "content": "Who are you?"}],
+                                                     stream_options={"include_usage": True}))
+        names = tool_loop(client)
+    assert completion.id.startswith("chatcmpl-") and completion.choices[0].message.content
+    assert raw.headers["x-request-id"] == completion.id.removeprefix("chatcmpl-")   # answer headers pass through
+    assert "x-chatconf-findings" not in raw.headers
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).startswith("I am a simulated")
+    assert names == ["get_current_weather", "get_current_time"]
+    found = proxy.findings()
+    assert found["exchanges"] == 5 and found["findings"] == 0, found
+    assert len(record.read_text().splitlines()) == 5
+    check = subprocess.run([sys.executable, "-m", "conformance.cli", "validate", str(record)],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "VALID (5 exchanges)" in check.stdout
+
+
+def test_a_wrong_key_is_forwarded_as_sent_and_refused_upstream(recorded: Any) -> None:
+    proxy, _ = recorded
+    with openai.OpenAI(api_key="sk-not-the-right-key-42", base_url=proxy.url, max_retries=0) as client, \
+            pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(model="qwen-plus", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_fault_mode_is_a_finding_then_exit_1_and_the_key_appears_nowhere(mock: MockServer, tmp_path: Path) -> None:
+    record = tmp_path / "faulty.jsonl"
+    proxy = ProxyProcess("--upstream", mock.base_url, "--record", str(record))
+    try:
+        mock.set_faults(["stream.done-last", "response.usage-arithmetic"])
+        with sdk(proxy) as client:
+            list(client.chat.completions.create(model="qwen-plus", stream=True,
+                                                messages=[{"role": "user", "content": "Who are you?"}]))
+            raw = client.chat.completions.with_raw_response.create(
+                model="qwen-plus", messages=[{"role": "user", "content": "Who are you?"}])
+        found = proxy.findings()
+    finally:
+        mock.set_faults([])
+        rc, out, err = proxy.stop()
+    assert raw.headers["x-chatconf-findings"] == "1 response.usage-arithmetic"
+    assert found["by_rule"] == {"response.usage-arithmetic": 1, "stream.done-last": 1}, found
+    assert [f["entry"] for f in found["recent"]] == [0, 1] and found["failing"] == 2
+    assert re.search(r"finding: stream\.done-last error \(fail-on\): expected data: \[DONE\]", out), out
+    assert rc == 1, err                                  # --fail-on must findings were seen
+    check = subprocess.run([sys.executable, "-m", "conformance.cli", "validate", str(record)],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 1 and "stream.done-last" in check.stdout and "response.usage-arithmetic" in check.stdout
+    everything = out + err + json.dumps(found) + record.read_text() + check.stdout
+    assert KEY not in everything and KEY[3:] not in everything
+    assert "Bearer [REDACTED]" in record.read_text()
+
+
+def test_each_event_reaches_the_client_before_the_upstream_sends_the_next() -> None:
+    with HostileServer("paced") as upstream:
+        proxy = ProxyProcess("--upstream", upstream.base_url)
+        try:
+            arrivals = []
+            body = {"model": "qwen-plus", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+            with httpx.stream("POST", proxy.url + "/chat/completions", json=body, timeout=10) as resp:
+                for line in resp.iter_lines():
+                    if line.startswith("data:"):
+                        arrivals.append(time.monotonic())
+            found = proxy.findings()
+        finally:
+            proxy.stop()
+    assert len(arrivals) == 4 and len(upstream.sent_at) == 4
+    assert upstream.sent_at[1] - upstream.sent_at[0] >= 0.29
+    assert arrivals[0] < upstream.sent_at[1] - 0.2, (arrivals, upstream.sent_at)   # no buffering in the proxy
+    assert found["exchanges"] == 1 and found["findings"] == 0, found["recent"]
+
+
+def test_broken_upstreams_get_a_502_envelope_and_the_proxy_keeps_serving() -> None:
+    body = {"model": "qwen-plus", "messages": [{"role": "user", "content": "hi"}]}
+    with HostileServer("hang") as upstream:
+        proxy = ProxyProcess("--upstream", upstream.base_url, "--timeout", "1")
+        try:
+            answers = {}
+            for mode in ("hang", "reset", "not-http"):
+                upstream.mode = mode
+                t0 = time.monotonic()
+                resp = httpx.post(proxy.url + "/chat/completions", json=body, timeout=10,
+                                  headers={"authorization": f"Bearer {KEY}"})
+                answers[mode] = (resp.status_code, resp.json()["error"], time.monotonic() - t0)
+            upstream.mode = "close"   # headers and one event, then the connection drops
+            with httpx.stream("POST", proxy.url + "/chat/completions", json={**body, "stream": True},
+                              timeout=10) as resp:
+                cut = (resp.status_code, resp.read())
+            upstream.mode = "ok"
+            good = httpx.post(proxy.url + "/chat/completions", json=body, timeout=10)
+            found = proxy.findings()
+        finally:
+            rc, out, err = proxy.stop()
+    codes = {mode: (status, error["code"]) for mode, (status, error, _) in answers.items()}
+    assert codes == {"hang": (502, "upstream_timeout"), "reset": (502, "upstream_protocol_error"),
+                     "not-http": (502, "upstream_protocol_error")}, answers
+    for _, error, _ in answers.values():
+        assert set(error) == {"message", "type", "param", "code"} and error["message"]
+    assert 0.9 < answers["hang"][2] < 5
+    assert cut[0] == 200 and cut[1].startswith(b"data: ")
+    assert good.status_code == 200 and good.json()["object"] == "chat.completion"
+    assert found["by_rule"]["transport.complete"] == 4, found
+    assert rc == 1
+    assert KEY not in out + err + json.dumps(found)
+
+
+def test_refused_upstream_is_a_502_and_bad_flags_are_exit_2() -> None:
+    with HostileServer("ok") as upstream:
+        port = upstream.port
+    proxy = ProxyProcess("--upstream", f"http://127.0.0.1:{port}/v1")
+    try:
+        resp = httpx.post(proxy.url + "/chat/completions", json={"model": "qwen-plus"}, timeout=10)
+        health = httpx.get(proxy.url + "/_proxy/health", timeout=5).json()
+        busy = proxy.url.rsplit(":", 1)[1]
+        clash = subprocess.run([sys.executable, "-m", "conformance.cli", "proxy", "--upstream", "http://127.0.0.1:1",
+                                "--port", busy], capture_output=True, text=True, timeout=30)
+    finally:
+        proxy.stop()
+    assert resp.status_code == 502 and resp.json()["error"]["code"] == "upstream_unreachable"
+    assert health["status"] == "ok" and health["exchanges"] == 1
+    assert clash.returncode == 2 and "address already in use" in clash.stderr and len(clash.stderr.splitlines()) == 1
+    for bad in (["--upstream", "ftp://example.com"], ["--upstream", "http://"], []):
+        run = subprocess.run([sys.executable, "-m", "conformance.cli", "proxy", *bad],
+                             capture_output=True, text=True, timeout=30)
+        assert run.returncode == 2 and len(run.stderr.splitlines()) == 1 and "Traceback" not in run.stderr, run.stderr
