@@ -8,6 +8,8 @@ learned from production is `should`: a break is `warned` and fails CI only with 
 
 from __future__ import annotations
 
+import functools
+
 DOC_PREFIXES = ("001:", "002:")
 SEVERITIES = ("must", "should")
 
@@ -24,6 +26,7 @@ def is_doc(key: str) -> bool:
     return key.startswith(DOC_PREFIXES)
 
 
+@functools.lru_cache(maxsize=1024)
 def severity_of(cites: tuple[str, ...]) -> str:
     return "must" if any(is_doc(key) for key in cites) else "should"
 

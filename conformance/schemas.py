@@ -148,6 +148,16 @@ class SchemaValidator:
                 pass
         return self._py.is_valid(instance)
 
+    def count_errors(self, instance: Any) -> int:
+        """How many errors `errors()` would yield, without building their messages: the cheap path
+        once a rule's listing is full and findings are only counted."""
+        if self._rs is not None:
+            try:
+                return sum(1 for _ in self._rs.iter_errors(instance))
+            except (ValueError, OverflowError, TypeError):
+                pass
+        return sum(1 for _ in self.errors(instance))
+
     def errors(self, instance: Any) -> Iterator[SchemaError]:
         if self.is_valid(instance):
             return

@@ -224,3 +224,29 @@ def test_strict_schemas_close_objects_only() -> None:
     strict = schema_set("dashscope", strict=True).chunk
     assert not strict.is_valid(extra)
     assert [e.keyword for e in strict.errors(extra)] == ["unevaluatedProperties"]
+
+
+def test_counting_errors_without_messages_agrees_with_listing_them():
+    """Once a stream's schema.chunk listing is full, chunks are only counted (the fast path): the count
+    must be what the listing would have said."""
+    from conformance.schemas import schema_set
+
+    chunk = schema_set("dashscope").chunk
+    for instance in ({}, {"choices": [{"delta": {"content": "a"}}]}, {"id": 1, "object": "x", "choices": "no"},
+                     {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                      "choices": [{"index": 0, "delta": {"role": "robot"}, "finish_reason": "maybe"}]}):
+        assert chunk.count_errors(instance) == len(list(chunk.errors(instance))) > 0
+
+
+def test_a_stream_of_invalid_chunks_counts_every_violation_past_the_listing():
+    from conformance.profiles import load_profile
+    from conformance.rules.stream import MAX_PER_RULE, StreamChecker
+    from conformance.sse import SSEEvent
+
+    checker = StreamChecker(load_profile("dashscope"))
+    listed = [v for i in range(300) for v in checker.feed(SSEEvent("{}", index=i))]
+    listed += checker.finish()
+    schema = [v for v in listed if v.rule == "schema.chunk"]
+    per_chunk = len(list(checker._chunk.errors({})))
+    assert len([v for v in schema if not v.unlisted]) == MAX_PER_RULE
+    assert sum(v.weight for v in schema) == 300 * per_chunk
