@@ -27,6 +27,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_mock import pin
 
 from conformance.stats import percentile
 
@@ -40,15 +43,6 @@ CHUNK = ('{"id":"chatcmpl-3f1a2b4c-0000-4000-8000-000000000000","object":"chat.c
 RUNNING: set[asyncio.Future[None]] = set()
 STAMP = re.compile(rb'"content":"t(\d+)-(\d+)"')
 
-
-def pin(pid: int, cpu: int) -> bool:
-    try:
-        if (os.cpu_count() or 1) > cpu:
-            os.sched_setaffinity(pid, {cpu})
-            return True
-    except (AttributeError, OSError):
-        pass
-    return False
 
 
 # -- the upstream: a stream of stamped events per request -----------------------------------------------

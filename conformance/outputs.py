@@ -48,7 +48,31 @@ class OutputError(Exception):
         super().__init__(f"cannot write {self.path}: {reason}")
 
 
-class AtomicFile:
+class _CheckedFile:
+    """A report file being written: every write checked, a failure dropped and raised as OutputError."""
+
+    path: Path
+    _fh: IO
+
+    def write(self, data: str | bytes, *, flush: bool = False) -> None:
+        try:
+            self._fh.write(data)
+            if flush:
+                self._fh.flush()
+        except OSError as exc:
+            self.abort()
+            raise OutputError(self.path, exc) from None
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self._fh.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._fh.closed
+
+
+class AtomicFile(_CheckedFile):
     """A file written in pieces that appears at `path` only on `commit()` (a recording, written as the
     run goes). `abort()` drops it; a failed write raises OutputError and drops it too."""
 
@@ -62,16 +86,7 @@ class AtomicFile:
             raise OutputError(self.path, exc) from None
         self.tmp = Path(tmp)
         mode = "wb" if binary else "w"
-        self._fh: IO = os.fdopen(fd, mode, **({} if binary else {"encoding": "utf-8", "newline": "\n"}))
-
-    def write(self, data: str | bytes, *, flush: bool = False) -> None:
-        try:
-            self._fh.write(data)
-            if flush:
-                self._fh.flush()
-        except OSError as exc:
-            self.abort()
-            raise OutputError(self.path, exc) from None
+        self._fh = os.fdopen(fd, mode, **({} if binary else {"encoding": "utf-8", "newline": "\n"}))
 
     def commit(self) -> Path:
         try:
@@ -85,35 +100,21 @@ class AtomicFile:
         return self.path
 
     def abort(self) -> None:
-        with contextlib.suppress(OSError):
-            self._fh.close()
+        super().abort()
         with contextlib.suppress(OSError):
             self.tmp.unlink()
 
-    @property
-    def closed(self) -> bool:
-        return self._fh.closed
 
-
-class LiveFile:
-    """A file written in place, line by line, readable while it grows (a proxy's recording): the
-    AtomicFile interface, with each write checked the same way; `commit()` only closes it."""
+class LiveFile(_CheckedFile):
+    """A file written in place, line by line, readable while it grows (a proxy's recording); `commit()`
+    only closes it."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh: IO = self.path.open("w", encoding="utf-8", newline="\n")
+            self._fh = self.path.open("w", encoding="utf-8", newline="\n")
         except OSError as exc:
-            raise OutputError(self.path, exc) from None
-
-    def write(self, data: str, *, flush: bool = False) -> None:
-        try:
-            self._fh.write(data)
-            if flush:
-                self._fh.flush()
-        except OSError as exc:
-            self.abort()
             raise OutputError(self.path, exc) from None
 
     def commit(self) -> Path:
@@ -122,14 +123,6 @@ class LiveFile:
         except OSError as exc:
             raise OutputError(self.path, exc) from None
         return self.path
-
-    def abort(self) -> None:
-        with contextlib.suppress(OSError):
-            self._fh.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._fh.closed
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:

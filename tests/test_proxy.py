@@ -22,17 +22,10 @@ import pytest
 
 from conformance.mock import MockConfig, MockServer
 from tests.hostile_server import HostileServer
+from tests.test_mock_clients import SEED_TOOLS
 
 KEY = "sk-proxytest-0123456789abcdef"
-TOOLS = [
-    {"type": "function", "function": {"name": "get_current_time",
-                                      "description": "Useful for when you want to know the current time.",
-                                      "parameters": {}}},
-    {"type": "function", "function": {
-        "name": "get_current_weather", "description": "Useful for querying the weather in a specific city.",
-        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
-        "required": ["location"]}},
-]
+TOOLS = SEED_TOOLS  # the documentation's tool definitions, as the SDK tests send them
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
 
