@@ -51,3 +51,16 @@ def test_log_requests_prints_one_line_per_request(tmp_path):
         proc.wait(timeout=10)
     assert "chatconf mock: request 1: POST /compatible-mode/v1/chat/completions model='qwen-plus' messages=1 n=2" \
         in line
+
+
+def test_huge_bodies_are_kept_clipped():
+    """A client flooding the mock with huge bodies must not make the log pin them all in memory."""
+    from conformance.mock.request_log import BODY_KEPT_BYTES, TEXT_CLIP, RequestLog
+
+    log = RequestLog()
+    raw = b'{"model": "m", "messages": [{"role": "user", "content": "' + b"x" * (2 * BODY_KEPT_BYTES) + b'"}]}'
+    for _ in range(3):
+        log.add("/v1/chat/completions", {b"authorization": b"Bearer k"}, raw, {"model": "m"}, True)
+    entry = log.snapshot()["requests"][-1]
+    assert "body" not in entry and len(entry["body_text"]) < TEXT_CLIP + 40
+    assert entry["body_text"].endswith(f"... [{len(raw)} bytes]")
