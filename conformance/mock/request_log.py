@@ -4,7 +4,7 @@
 with Authorization redacted, the JSON body, or its text clipped when it is not JSON). The log holds
 what clients sent (prompts), so it needs the control credential like the routes that change the mock.
 Bodies over 64 KiB are kept clipped, so the log stays small whatever clients send.
-`chatconf mock --log-requests` also prints one line per request. Recording costs one small dict per
+`chatconf mock --log-requests` also prints one line per request. Recording costs one small tuple per
 request (references to what the server already parsed); redaction and formatting happen when the log is read.
 """
 
