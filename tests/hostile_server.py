@@ -15,8 +15,8 @@ the connection), `huge` (a 10 MB JSON body), and:
 - `flood`: answers every request with a stream of `flood_bytes` (default 16 MB) of tiny valid
   chunks (about 130 bytes each) and `[DONE]`: a stream too big to keep whole. One chunk after the
   first 512 KiB has another id (`FLOOD_ODD_ID`), a stream.same-id violation deep inside the flood.
-- `saturating`: a valid stream after a wait that grows with the requests in flight beyond
-  `free_slots` (`slot_ms` per extra request): a server with a capacity, for the load sweep;
+- `saturating`: a valid stream after `base_ms` plus a wait that grows with the requests in flight
+  beyond `free_slots` (`slot_ms` per extra request): a server with a capacity, for the load sweep;
 - `ratelimit`: every answer is a 429 with `Retry-After: 1` (after `ok_first` valid streams);
 - `echo-key-500`: a 500 whose JSON error body and `x-echo-key` header echo the Authorization header.
 
@@ -80,11 +80,12 @@ class HostileServer:
     """The `sse-bad-utf8` body: event 1 holds bytes that are not UTF-8."""
 
     def __init__(self, mode: str, *, preflight_ok: bool = False, flood_bytes: int = FLOOD_BYTES, ok_first: int = 0,
-                 free_slots: int = 3, slot_ms: float = 40.0):
+                 free_slots: int = 3, slot_ms: float = 40.0, base_ms: float = 0.0):
         self.requests = 0
         self.in_flight = 0
         self.free_slots = free_slots
         self.slot_ms = slot_ms
+        self.base_ms = base_ms
         self.flood_bytes = flood_bytes
         self.ok_first = ok_first
         self._preflight_ok = preflight_ok
@@ -185,7 +186,8 @@ class HostileServer:
                 elif self.mode == "saturating":
                     self.in_flight += 1
                     try:
-                        await asyncio.sleep(max(0, self.in_flight - self.free_slots) * self.slot_ms / 1000)
+                        extra = max(0, self.in_flight - self.free_slots) * self.slot_ms
+                        await asyncio.sleep((self.base_ms + extra) / 1000)
                         stream = valid_stream()
                         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                                      b"content-length: %d\r\n\r\n" % len(stream) + stream)

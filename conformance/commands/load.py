@@ -335,7 +335,8 @@ class Session:
             custom=custom_args(targets=targets, simulated=self.simulated, args=args, report_dir=report_dir,
                                model=self.model, api_key_env=self.api_key_env),
             users=users,
-            spawn_rate=max(args.spawn_rate, users / 5) if args.sweep else args.spawn_rate,
+            # a sweep step is at its full load at once: a ramp would measure a lighter load than the step's
+            spawn_rate=max(args.spawn_rate, float(users)) if args.sweep else args.spawn_rate,
             run_time=self.run_time,
             workers=args.workers,
             log_path=report_dir / "locust.log",
