@@ -77,7 +77,9 @@ class LocustRun:
         self.progress_lines: list[str] = []
 
     def _base_cmd(self) -> list[str]:
-        return [sys.executable, "-m", "locust", "-f", str(locustfile_path()), "--only-summary", "--loglevel", "INFO"]
+        # -P: the working directory never shadows the installed packages (see conformance/mock/server.py)
+        return [sys.executable, "-P", "-m", "locust", "-f", str(locustfile_path()), "--only-summary", "--loglevel",
+                "INFO"]
 
     def start(self) -> None:
         env = dict(self.env or os.environ)

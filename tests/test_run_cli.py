@@ -362,3 +362,15 @@ def test_dry_run_honours_k():
     assert planned[0] < planned[1]
     assert one_line_exit_2(run("run", "--dry-run", "-k", "no_such_check_anywhere")).endswith(
         "no check matches -k 'no_such_check_anywhere'")
+
+
+def test_a_conformance_folder_in_the_working_directory_never_shadows_the_installed_mock(tmp_path):
+    """The embedded mock runs as a child process; `python -m` would put the working directory first on
+    sys.path, so an older checkout (or a user's own package named `conformance`) there was imported instead."""
+    (tmp_path / "conformance").mkdir()
+    (tmp_path / "conformance" / "__init__.py").write_text('raise SystemExit("the wrong conformance")\n')
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "chatconf"), "run", "-q", "-k",
+                           "stream.done-last"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "NO_COLOR": "1"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "1 passed" in proc.stdout

@@ -201,7 +201,9 @@ class MockServer:
 
     def _start_child(self) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        cmd = [sys.executable, "-m", "conformance.mock"]
+        # -P: never the working directory first on sys.path (a `conformance/` folder there, e.g. an older
+        # checkout or a user's own package of that name, would shadow the installed mock)
+        cmd = [sys.executable, "-P", "-m", "conformance.mock"]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True, env=env, start_new_session=self.own_session)
         assert self._proc.stdin is not None and self._proc.stdout is not None
