@@ -36,7 +36,7 @@ from .errors import UsageError
 ENV_PREFIX = "CHATCONF_"
 CONFIG_ENV = "CHATCONF_CONFIG"
 # One-shot modes and secrets: never a standing default (a key in a file is a leak waiting to happen).
-NOT_SETTINGS = frozenset({"help", "version", "dry_run", "list_faults", "config", "json_schema"})
+NOT_SETTINGS = frozenset({"help", "version", "dry_run", "list_faults", "config"})
 SECRETS = frozenset({"api_key", "control_token"})
 ORDER = ("flag > environment (CHATCONF_<FLAG>) > config file (chatconf.toml, or [tool.chatconf] in "
          "pyproject.toml, searched upwards from the working directory; --config FILE) > built-in default")

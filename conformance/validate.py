@@ -267,13 +267,15 @@ def validate_paths(paths: Iterable[str | Path], profile: Profile | str = "dashsc
     `jobs` > 1 validates that many files at once in worker processes (conformance/parallel.py); the
     results and their order are those of a serial run."""
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
-    found = list(iter_paths(paths)) if jobs > 1 else iter_paths(paths)
-    files = [display for display, error in found if error is None] if jobs > 1 else []
+    found: Iterable[tuple[str, str | None]] = iter_paths(paths)
     results: Iterator[FileResult] | None = None
-    if jobs > 1 and len(files) > 1:
-        from .parallel import parallel_results
+    if jobs > 1:
+        found = list(found)
+        files = [display for display, error in found if error is None]
+        if len(files) > 1:
+            from .parallel import parallel_results
 
-        results = parallel_results(files, prof, fmt=fmt, strict=strict, jobs=jobs)
+            results = parallel_results(files, prof, fmt=fmt, strict=strict, jobs=jobs)
     for display, error in found:
         if error is not None:
             yield FileResult(path=display, status=UNREADABLE, error=error)

@@ -16,7 +16,7 @@ from ..results import STATUSES, CheckResult, RunSummary
 from ..sources import explain
 from ..suite.catalog import AREAS
 from .evidence_view import evidence_blocks
-from .load_table import load_table_html
+from .load_table import load_table_html, target_name
 
 _CSS = """
 :root{--pass:#1a7f37;--fail:#cf222e;--warn:#bc4c00;--skip:#9a6700;--obs:#0969da;--bg:#f6f8fa;--line:#d0d7de}
@@ -104,8 +104,7 @@ def _summary_html(summary: RunSummary) -> str:
 def _label(summary: RunSummary) -> str:
     """A target as a reader knows it: its --label, else the built-in mock or its URL, with model and profile."""
     target = summary.target
-    name = target.get("label") or ("built-in mock" if target.get("simulated") or target.get("kind") == "mock"
-                                   else target.get("base_url", "?"))
+    name = target_name(target, simulated=bool(target.get("simulated")))
     return f"{name} ({target.get('model', '?')}, {target.get('profile', '?')})"
 
 

@@ -16,6 +16,13 @@ COLUMNS: tuple[tuple[str, str, str, bool], ...] = (
 )
 
 
+def target_name(target: dict[str, Any], *, simulated: bool = False) -> str:
+    """A target as a reader knows it: its label, else the built-in mock, else its URL."""
+    if target.get("label"):
+        return str(target["label"])
+    return "built-in mock" if simulated or target.get("kind") == "mock" else str(target.get("base_url", "?"))
+
+
 def is_load_summary(data: Any) -> bool:
     return isinstance(data, dict) and data.get("tool") == "chatconf" and isinstance(data.get("regions"), dict) \
         and "checks" not in data
@@ -26,7 +33,7 @@ def load_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for summary in summaries:
         target = summary.get("target") or {}
-        name = target.get("label") or ("built-in mock" if summary.get("simulated") else target.get("base_url", "?"))
+        name = target_name(target, simulated=bool(summary.get("simulated")))
         for region, stats in sorted((summary.get("regions") or {}).items()):
             if not isinstance(stats, dict):
                 continue

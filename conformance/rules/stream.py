@@ -228,12 +228,12 @@ class StreamChecker:
                 self._v("stream.error-event", expected_text("nothing but [DONE] after an error event",
                                                             f"a chunk at event {index}"), index)
             return
-        if not self._strict_flag and self._counts.get("schema.chunk", 0) >= MAX_PER_RULE:
-            if not self._chunk_valid(obj):  # the listing is full: count, without building messages
-                self._counts["schema.chunk"] += self._chunk.count_errors(obj)
-        elif not self._chunk_valid(obj) or self._strict_flag:
-            self._extend(schema_findings(self._chunk, self._strict, obj, "schema.chunk", entry=self.entry,
-                                         event=index, seen_unknown=self._seen_unknown))
+        if self._strict_flag or not self._chunk_valid(obj):
+            if not self._strict_flag and self._counts.get("schema.chunk", 0) >= MAX_PER_RULE:
+                self._counts["schema.chunk"] += self._chunk.count_errors(obj)  # listing full: count only
+            else:
+                self._extend(schema_findings(self._chunk, self._strict, obj, "schema.chunk", entry=self.entry,
+                                             event=index, seen_unknown=self._seen_unknown))
         self._chunk_rules(obj, index)
 
     def _error_event(self, obj: dict[str, Any], index: int) -> None:

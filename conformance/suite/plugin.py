@@ -59,7 +59,7 @@ def _take_settings(option: Any) -> None:
     except UsageError as exc:
         raise pytest.UsageError(f"chatconf: {exc}") from None
     for dest, value in found.items():
-        name = "chatconf_faults" if dest == "fault" else f"chatconf_{dest}"
+        name = f"chatconf_{dest}"
         if hasattr(option, name) and getattr(option, name) in (None, [], False):
             setattr(option, name, value)
 
