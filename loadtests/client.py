@@ -2,9 +2,15 @@
 
 Why not Locust's clients: FastHttpUser's `response.stream` hands SSE bodies over in fixed-size
 blocks (events late by hundreds of ms, ITL 0) and HttpUser stops its timer at the headers
-(research/measured-here.md). This client owns the socket: each `recv` returns whatever the kernel
-has, `perf_counter_ns()` is taken right after it returns, and the bytes go through a minimal
+(docs/load.md). This client owns the socket: each read returns whatever the kernel has, stamped
+with its arrival time (below), and the bytes go through a minimal
 chunked-transfer decoder into `conformance.sse.SSEDecoder` before anything is parsed as JSON.
+
+Arrival times come from the kernel where it can give them: on plain TCP sockets the client asks for
+receive timestamps (SO_TIMESTAMPNS), so the time a read is stamped with is when its bytes reached the
+socket, not when a busy event loop got round to reading them. A loaded generator then still times
+the server right, as long as it reads each event before the next one arrives (events that arrive
+together share the later one's time, as before). TLS sockets fall back to the read time.
 
 Plain `socket`/`ssl` are used on purpose: Locust monkey-patches them, so inside Locust each recv
 yields to the gevent hub; outside Locust (tests, tools) the same code is an ordinary blocking
@@ -16,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import struct
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -31,10 +38,44 @@ except ImportError:  # pragma: no cover
     _getcurrent = None
 
 perf_ns = time.perf_counter_ns
+wall_ns = time.time_ns
 RECV_SIZE = 65536
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024
 USER_AGENT = "chatconf-load/0.1"
+
+
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if hasattr(socket, "AF_NETLINK") else None)
+"""Linux: ask the kernel for each read's receive time (CLOCK_REALTIME, in ns)."""
+_TIMESPEC = struct.Struct("@qq")
+_ANC_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+
+
+def enable_rx_timestamps(sock: socket.socket) -> bool:
+    """Ask for kernel receive timestamps on a plain TCP socket; False where there are none (TLS, not Linux)."""
+    if SO_TIMESTAMPNS is None or not _ANC_SIZE or isinstance(sock, ssl.SSLSocket):
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+def arrival_ns(ancdata: list[tuple[int, int, bytes]]) -> int:
+    """The arrival time of a `recvmsg` read on the `perf_counter_ns` clock.
+
+    The kernel stamps bytes on the wall clock; what is kept is their age (wall now - stamp),
+    subtracted from the monotonic now, so a wall-clock step between runs cannot skew a timing.
+    Without a stamp (or with one from the future) the read time is the arrival time.
+    """
+    now = perf_ns()
+    for level, kind, data in ancdata:
+        if kind == SO_TIMESTAMPNS and level == socket.SOL_SOCKET and len(data) >= _TIMESPEC.size:
+            sec, nsec = _TIMESPEC.unpack_from(data)
+            age = wall_ns() - (sec * 1_000_000_000 + nsec)
+            return now - age if age > 0 else now
+    return now
 
 
 class HTTPProtocolError(Exception):
@@ -162,17 +203,18 @@ class _HubReader:
     then reads. The timestamp is still taken right after the read returns.
     """
 
-    __slots__ = ("_hub", "_raw", "_timeout", "_timer", "_watcher")
+    __slots__ = ("_hub", "_raw", "_stamped", "_timeout", "_timer", "_watcher")
 
-    def __init__(self, raw: Any, watcher: Any, hub: Any, timeout: float):
+    def __init__(self, raw: Any, watcher: Any, hub: Any, timeout: float, stamped: bool = False):
         self._raw = raw
         self._watcher = watcher
         self._hub = hub
         self._timeout = timeout
         self._timer = hub.loop.timer(timeout)
+        self._stamped = stamped
 
     @classmethod
-    def for_socket(cls, sock: Any, timeout: float | None) -> _HubReader | None:
+    def for_socket(cls, sock: Any, timeout: float | None, stamped: bool = False) -> _HubReader | None:
         """A reader when `sock` is a plain (not TLS) gevent socket in non-blocking mode, else None."""
         if not timeout or type(sock).__module__ != "gevent._socket3":
             return None
@@ -181,9 +223,10 @@ class _HubReader:
         hub = getattr(sock, "hub", None)
         if raw is None or watcher is None or hub is None or _getcurrent is None or raw.gettimeout() != 0.0:
             return None
-        return cls(raw, watcher, hub, timeout)
+        return cls(raw, watcher, hub, timeout, stamped)
 
-    def recv(self, size: int) -> bytes:
+    def read(self, size: int) -> tuple[bytes, int]:
+        """Wait for bytes; (data, arrival time): the kernel's stamp when the socket has them on."""
         raw, timer, wait, watcher = self._raw, self._timer, self._hub.wait, self._watcher
         while True:
             timer.start(_throw_timeout, _getcurrent())
@@ -196,12 +239,34 @@ class _HubReader:
             finally:
                 timer.stop()
             try:
-                return raw.recv(size)
+                if self._stamped:
+                    data, anc, _flags, _addr = raw.recvmsg(size, _ANC_SIZE)
+                    return data, arrival_ns(anc)
+                return raw.recv(size), perf_ns()
             except BlockingIOError:
                 continue
 
     def close(self) -> None:
         self._timer.close()
+
+
+class _SocketReader:
+    """`read` for a blocking socket (outside gevent, or TLS): the same (data, arrival time) pairs."""
+
+    __slots__ = ("_sock", "_stamped")
+
+    def __init__(self, sock: socket.socket, stamped: bool):
+        self._sock = sock
+        self._stamped = stamped
+
+    def read(self, size: int) -> tuple[bytes, int]:
+        if self._stamped:
+            data, anc, _flags, _addr = self._sock.recvmsg(size, _ANC_SIZE)
+            return data, arrival_ns(anc)
+        return self._sock.recv(size), perf_ns()
+
+    def close(self) -> None:
+        pass
 
 
 class StreamClient:
@@ -226,7 +291,7 @@ class StreamClient:
         self.max_time = max_time
         self.connect_timeout = connect_timeout
         self._sock: socket.socket | None = None
-        self._reader: _HubReader | None = None
+        self._reader: _HubReader | _SocketReader | None = None
         self._ssl_ctx: ssl.SSLContext | None = None
         self.connects = 0
         self.last_connect_ms: float | None = None
@@ -288,7 +353,10 @@ class StreamClient:
             try:
                 if self._sock is None:
                     self._sock = self._connect()
-                    self._reader = _HubReader.for_socket(self._sock, self.timeout)
+                    stamped = enable_rx_timestamps(self._sock)
+                    self._reader = _HubReader.for_socket(self._sock, self.timeout, stamped) or _SocketReader(
+                        self._sock, stamped
+                    )
                 ex.t_send_ns = perf_ns()
                 self._sock.sendall(wire)
                 keep = self._read_response(self._sock, ex)
@@ -308,15 +376,14 @@ class StreamClient:
     def _read_response(self, sock: socket.socket, ex: Exchange) -> bool:
         """Fill `ex` from the socket. Returns True when the connection may be reused."""
         deadline = ex.t_send_ns + int(self.max_time * 1e9)  # type: ignore[operator]
-        recv = self._reader.recv if self._reader is not None else sock.recv
+        read = (self._reader or _SocketReader(sock, False)).read
         buf = b""
         while True:
             try:
-                data = recv(RECV_SIZE)
+                data, t = read(RECV_SIZE)
             except OSError as exc:
                 exc._got_bytes = bool(buf)  # type: ignore[attr-defined]
                 raise
-            t = perf_ns()
             if not data:
                 err = ConnectionResetError("connection closed before the response headers")
                 err._got_bytes = bool(buf)  # type: ignore[attr-defined]
@@ -379,12 +446,11 @@ class StreamClient:
                     ex.transport_error = f"TimeoutError: response exceeded {self.max_time:g} s"
                     break
                 try:
-                    data = recv(RECV_SIZE)
+                    data, t = read(RECV_SIZE)
                 except OSError as exc:
                     keep = False
                     ex.transport_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                     break
-                t = perf_ns()
                 if not data:
                     keep = False
                     if chunks is not None or (remaining is not None and remaining > 0):

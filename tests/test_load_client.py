@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import random
 import socket
+import ssl
+import sys
 import threading
 import time
 
@@ -255,12 +257,92 @@ def test_gevent_reader_reads_and_times_out_like_a_gevent_socket() -> None:
         reader = _HubReader.for_socket(a, 0.2)
         assert reader is not None
         b.sendall(b"data")
-        assert reader.recv(100) == b"data"
+        data, t_ns = reader.read(100)
+        assert data == b"data" and abs(time.perf_counter_ns() - t_ns) < 1e9
         with pytest.raises(TimeoutError, match="timed out"):
-            reader.recv(100)
+            reader.read(100)
         b.close()
-        assert reader.recv(100) == b""
+        assert reader.read(100)[0] == b""
         reader.close()
     finally:
         a.close()
     assert _HubReader.for_socket(socket.socket(), 1.0) is None  # a plain socket keeps its own recv
+
+
+def _tcp_pair() -> tuple[socket.socket, socket.socket]:
+    srv = socket.create_server(("127.0.0.1", 0))
+    try:
+        client = socket.create_connection(srv.getsockname())
+        conn, _ = srv.accept()
+    finally:
+        srv.close()
+    return client, conn
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernel receive timestamps are Linux's")
+def test_arrival_time_is_when_bytes_reached_the_socket_not_when_they_were_read() -> None:
+    # a busy event loop reads late; the kernel's stamp keeps the time the bytes arrived
+    from loadtests.client import _SocketReader, enable_rx_timestamps
+
+    client, conn = _tcp_pair()
+    try:
+        assert enable_rx_timestamps(client)
+        t_before_send = time.perf_counter_ns()
+        conn.sendall(b"event")
+        t_after_send = time.perf_counter_ns()
+        time.sleep(0.15)  # the reader is 150 ms late
+        t_before_read = time.perf_counter_ns()
+        data, t_arrival = _SocketReader(client, True).read(100)
+        assert data == b"event"
+        # loopback delivers inside sendall: the stamp falls between the two clock readings around it
+        # (20 ms of slack for a preempted test process), well before the read
+        assert t_before_send - 20e6 <= t_arrival <= t_after_send + 20e6
+        assert t_before_read - t_arrival > 100e6
+        conn.sendall(b"again")
+        time.sleep(0.05)
+        t_before_read = time.perf_counter_ns()
+        _, t_unstamped = _SocketReader(client, False).read(100)  # without the stamp: the read time
+        assert t_unstamped >= t_before_read
+    finally:
+        client.close()
+        conn.close()
+
+
+def test_gevent_reader_uses_the_kernel_stamp_too() -> None:
+    gsocket = pytest.importorskip("gevent.socket")
+    from loadtests.client import _HubReader, enable_rx_timestamps
+
+    srv = gsocket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    a = gsocket.create_connection(srv.getsockname())
+    b, _ = srv.accept()
+    srv.close()
+    a.settimeout(1.0)
+    try:
+        stamped = enable_rx_timestamps(a)
+        assert stamped or not sys.platform.startswith("linux")
+        reader = _HubReader.for_socket(a, 1.0, stamped)
+        assert reader is not None
+        b.sendall(b"event")
+        time.sleep(0.1)  # a blocking sleep: the hub cannot read meanwhile
+        data, t_arrival = reader.read(100)
+        assert data == b"event"
+        late_ms = (time.perf_counter_ns() - t_arrival) / 1e6
+        assert late_ms > 90 if stamped else late_ms < 50
+        reader.close()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_tls_and_non_tcp_sockets_get_no_kernel_stamps() -> None:
+    from loadtests.client import enable_rx_timestamps
+
+    ctx = ssl.create_default_context()
+    raw = socket.socket()
+    tls = ctx.wrap_socket(raw, server_hostname="example.invalid", do_handshake_on_connect=False)
+    try:
+        assert enable_rx_timestamps(tls) is False
+    finally:
+        tls.close()
