@@ -7,14 +7,15 @@ so the output is byte-for-byte what a serial run prints. A single file, or `jobs
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .profiles import Profile
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 _PROFILE: Profile | None = None
 
@@ -42,6 +43,9 @@ def _one(task: tuple[str, str, bool]) -> Any:
 
 def parallel_results(files: Sequence[str], profile: Profile, *, fmt: str, strict: bool, jobs: int) -> Iterator[Any]:
     """FileResults of `files`, in order, computed by `jobs` worker processes."""
+    import multiprocessing  # here, not at the top: a one-file run never starts a pool (~20 ms)
+    from concurrent.futures import ProcessPoolExecutor
+
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     window = jobs * 4  # enough queued to keep every worker busy, few enough to bound memory

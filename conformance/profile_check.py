@@ -10,20 +10,58 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from .resources import schemas_dir
+
+if TYPE_CHECKING:
+    import jsonschema
 
 FRAGMENT_TABLES = ("params", "schema_overlay")
 """Tables whose values are merged into the JSON Schemas: each must itself be a valid 2020-12 schema."""
 
 
 @functools.lru_cache(maxsize=1)
+def _profile_schema() -> dict[str, Any]:
+    return json.loads((schemas_dir() / "profile.schema.json").read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=1)
 def _validator() -> jsonschema.Draft202012Validator:
-    schema = json.loads((schemas_dir() / "profile.schema.json").read_text(encoding="utf-8"))
-    return jsonschema.Draft202012Validator(schema)
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(_profile_schema())
+
+
+@functools.lru_cache(maxsize=1)
+def _fast_validator() -> Any:
+    try:
+        import jsonschema_rs
+    except ImportError:  # pragma: no cover - a dependency; the reference engine does the work then
+        return None
+    return jsonschema_rs.Draft202012Validator(_profile_schema())
+
+
+def _clearly_valid(data: dict[str, Any]) -> bool:
+    """jsonschema-rs agrees the profile and its fragments are valid: every command reads a profile
+    at start-up, and a good one then never imports the reference engine (~90 ms). Anything else
+    goes to the reference engine, whose messages are the ones reported."""
+    validator = _fast_validator()
+    if validator is None:
+        return False
+    import jsonschema_rs
+
+    try:
+        if not validator.is_valid(data):
+            return False
+        return all(
+            jsonschema_rs.meta.is_valid(fragment)
+            for table in FRAGMENT_TABLES
+            for fragment in (data.get(table) or {}).values()
+            if fragment is not None
+        )
+    except Exception:  # values the binding cannot take (huge ints, odd types): ask the reference
+        return False
 
 
 def _where(path: Any) -> str:
@@ -44,6 +82,10 @@ def _hint(path: Any) -> str:
 
 def profile_problem(data: dict[str, Any]) -> str | None:
     """What is wrong with a merged profile mapping, in one line (None: nothing)."""
+    if _clearly_valid(data):
+        return None
+    import jsonschema
+
     errors = sorted(_validator().iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
     if errors:
         err = errors[0]

@@ -9,6 +9,10 @@ from typing import Any
 
 import yaml
 
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's loader where PyYAML was built with it: the same documents, 4x faster (every command
+reads the profile at start-up)."""
+
 _PACKAGE = Path(__file__).resolve().parent
 _CHECKOUT = _PACKAGE.parent
 
@@ -44,7 +48,7 @@ def read_yaml_mapping(path: Path, what: str, error: type[Exception]) -> dict[str
     """A YAML file that must hold a mapping (profiles, latency presets); anything else raises `error`
     with a one-line message naming `what`."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
     except (OSError, yaml.YAMLError) as exc:
         raise error(f"cannot read {what}: {str(exc).splitlines()[0]}") from exc
     if not isinstance(data, dict):

@@ -15,9 +15,7 @@ import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from .profiles import Profile, deep_merge, load_profile
 from .resources import schemas_dir
@@ -26,6 +24,9 @@ try:
     import jsonschema_rs
 except ImportError:  # pragma: no cover - declared dependency
     jsonschema_rs = None
+
+if TYPE_CHECKING:
+    import jsonschema
 
 DOCUMENTS = {
     "request": "chat-request.schema.json",
@@ -126,19 +127,36 @@ def _close_objects(node: Any) -> None:
             _close_objects(value)
 
 
+COUNT_CACHE_TEXT = 1024
+"""Events up to this many characters have their error counts cached (tiny events are the flood case)."""
+COUNT_CACHE_SIZE = 4096
+"""Distinct texts kept; the cache starts again when full, so memory stays bounded."""
+
+
 class SchemaValidator:
     """A compiled schema. `errors(instance)` yields SchemaError; `is_valid` is the fast path."""
 
     def __init__(self, kind: str, schema: dict[str, Any]):
         self.kind = kind
         self.schema = schema
-        self._py = jsonschema.Draft202012Validator(schema)
+        self._py_validator: jsonschema.Draft202012Validator | None = None
+        self._counts: dict[str, int] = {}
         self._rs = None
         if jsonschema_rs is not None:
             try:
                 self._rs = jsonschema_rs.Draft202012Validator(schema)
             except Exception:  # pragma: no cover - schema features the binding lacks
                 self._rs = None
+
+    @property
+    def _py(self) -> jsonschema.Draft202012Validator:
+        """The reference engine, built (and imported: ~90 ms) only when an instance needs its
+        messages or the Rust binding is missing: a capture of valid traffic never pays for it."""
+        if self._py_validator is None:
+            import jsonschema
+
+            self._py_validator = jsonschema.Draft202012Validator(self.schema)
+        return self._py_validator
 
     def is_valid(self, instance: Any) -> bool:
         if self._rs is not None:
@@ -148,9 +166,24 @@ class SchemaValidator:
                 pass
         return self._py.is_valid(instance)
 
-    def count_errors(self, instance: Any) -> int:
+    def count_errors(self, instance: Any, text: str | None = None) -> int:
         """How many errors `errors()` would yield, without building their messages: the cheap path
-        once a rule's listing is full and findings are only counted."""
+        once a rule's listing is full and findings are only counted.
+
+        `text`, the JSON the instance was parsed from, keys an exact cache: a server that breaks
+        the schema usually breaks it the same way in every event (`data: {}` floods, one missing
+        field on every chunk), and counting the errors of the same bytes again is most of the cost."""
+        if text is not None and len(text) <= COUNT_CACHE_TEXT:
+            cache = self._counts
+            count = cache.get(text)
+            if count is None:
+                if len(cache) >= COUNT_CACHE_SIZE:
+                    cache.clear()
+                count = cache[text] = self._count(instance)
+            return count
+        return self._count(instance)
+
+    def _count(self, instance: Any) -> int:
         if self._rs is not None:
             try:
                 return sum(1 for _ in self._rs.iter_errors(instance))
@@ -170,7 +203,9 @@ class SchemaValidator:
 
     def _flatten(self, err: jsonschema.ValidationError) -> Iterator[SchemaError]:
         if err.validator in ("anyOf", "oneOf") and err.context:
-            best = jsonschema.exceptions.best_match(err.context)
+            from jsonschema.exceptions import best_match
+
+            best = best_match(err.context)
             if best is not None and list(best.absolute_path) != list(err.absolute_path):
                 yield from self._flatten(best)
                 return

@@ -238,6 +238,26 @@ def test_counting_errors_without_messages_agrees_with_listing_them():
         assert chunk.count_errors(instance) == len(list(chunk.errors(instance))) > 0
 
 
+def test_error_counts_are_cached_by_exact_text_and_the_cache_stays_bounded(monkeypatch):
+    """Floods repeat the same bad event: its count is remembered per text, never per shape."""
+    import json
+
+    from conformance import schemas
+
+    monkeypatch.setattr(schemas, "COUNT_CACHE_SIZE", 3)
+    chunk = schemas.SchemaValidator("chunk", schemas.build_schema("chunk", schemas.load_profile("dashscope")))
+    one_error = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": []}
+    cases = [{}, {"choices": [{"delta": {"content": "a"}}]}, one_error, {**one_error, "object": "nope"}, {}]
+    for instance in cases * 2:
+        text = json.dumps(instance)
+        assert chunk.count_errors(instance, text) == chunk.count_errors(instance) == len(list(chunk.errors(instance)))
+        assert len(chunk._counts) <= 3
+    long_text = json.dumps({"pad": "x" * schemas.COUNT_CACHE_TEXT})
+    chunk._counts.clear()
+    chunk.count_errors(json.loads(long_text), long_text)
+    assert not chunk._counts  # long events are counted afresh: the cache is for tiny ones
+
+
 def test_a_stream_of_invalid_chunks_counts_every_violation_past_the_listing():
     from conformance.profiles import load_profile
     from conformance.rules.stream import MAX_PER_RULE, StreamChecker

@@ -230,7 +230,7 @@ class StreamChecker:
             return
         if self._strict_flag or not self._chunk_valid(obj):
             if not self._strict_flag and self._counts.get("schema.chunk", 0) >= MAX_PER_RULE:
-                self._counts["schema.chunk"] += self._chunk.count_errors(obj)  # listing full: count only
+                self._counts["schema.chunk"] += self._chunk.count_errors(obj, data)  # listing full: count only
             else:
                 self._extend(schema_findings(self._chunk, self._strict, obj, "schema.chunk", entry=self.entry,
                                              event=index, seen_unknown=self._seen_unknown))
