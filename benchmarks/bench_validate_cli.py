@@ -1,0 +1,168 @@
+"""`chatconf validate` timed as a user runs it: one command, interpreter start-up included.
+
+bench_validate.py times the validation loop inside one process. A user types `chatconf validate FILE`
+and waits for the prompt, so this benchmark times the whole command (`-j 1`, output to a file), side by
+side in one run with:
+
+- **baseline, rich schema**: a fresh `python` that imports jsonschema, builds chatconf's own chunk schema
+  and runs `Draft202012Validator.iter_errors` on every `data:` line (what a team writes by hand);
+- **baseline, simple schema**: the same loop with a small hand-written chunk schema (required fields
+  and their types), the cheaper check such a script would often use;
+- **tiny events**: 200,000-event files of one-token chunks: valid ones, `data: {}` keep-alive floods, one
+  bad chunk repeated, and bad chunks that all differ. Their events/s sit next to the realistic file's.
+
+The baselines cost ~0.5 ms per chunk, so they run on `--baseline-chunks` chunks and their time for the
+whole file is start-up + that many chunks' time scaled to the file (printed as such; `--baseline-chunks 0`
+runs them on the whole file).
+
+    .venv/bin/python benchmarks/bench_validate_cli.py [--chunks 100000] [--tiny 200000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_validate import generate  # noqa: E402  (the same realistic stream)
+
+SIMPLE_SCHEMA = {
+    "type": "object",
+    "required": ["id", "object", "created", "model", "choices"],
+    "properties": {
+        "id": {"type": "string"},
+        "object": {"const": "chat.completion.chunk"},
+        "created": {"type": "integer"},
+        "model": {"type": "string"},
+        "choices": {"type": "array", "items": {"type": "object", "required": ["index", "delta"]}},
+        "usage": {"type": ["object", "null"]},
+    },
+}
+
+_BASELINE = r"""
+import json, sys
+import jsonschema
+limit = int(sys.argv[3])
+if sys.argv[2] == "rich":
+    from conformance.profiles import load_profile
+    from conformance.schemas import build_schema
+    schema = build_schema("chunk", load_profile("dashscope"))
+else:
+    schema = json.loads(sys.argv[2])
+validator = jsonschema.Draft202012Validator(schema)
+count = errors = 0
+with open(sys.argv[1], encoding="utf-8") as fh:
+    for line in fh:
+        if not line.startswith("data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            continue
+        errors += sum(1 for _ in validator.iter_errors(json.loads(payload)))
+        count += 1
+        if limit and count >= limit:
+            break
+print(json.dumps({"chunks": count, "errors": errors}))
+"""
+
+TINY_CHUNK = ('{"id":"c1","object":"chat.completion.chunk","created":1733200000,"model":"qwen-plus",'
+              '"choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":null}]}')
+
+
+def tiny_files(folder: Path, events: int) -> dict[str, Path]:
+    """The tiny-event files: what each holds is in its name."""
+    variants = {
+        "tiny valid chunks": lambda i: TINY_CHUNK % chr(97 + i % 26),
+        "data: {} flood (5 errors each)": lambda i: "{}",
+        "one bad chunk repeated (5 errors each)": lambda i: '{"choices":[{"delta":{"content":"a"}}]}',
+        "bad chunks, all different (5 errors each)": lambda i: f'{{"choices":[{{"delta":{{"content":"{i}"}}}}]}}',
+    }
+    paths = {}
+    for n, (name, payload) in enumerate(variants.items()):
+        path = folder / f"tiny-{n}.sse"
+        with path.open("w", encoding="utf-8") as fh:
+            fh.writelines(f"data: {payload(i)}\n\n" for i in range(events))
+            fh.write("data: [DONE]\n\n")
+        paths[name] = path
+    return paths
+
+
+def timed(cmd: list[str], out: Path) -> float:
+    """Wall seconds of one command, stdout to a file (a terminal would time the terminal)."""
+    start = time.perf_counter()
+    with out.open("wb") as fh:
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.DEVNULL, timeout=1800)
+    wall = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"bench: {cmd[:3]} exited {proc.returncode}")
+    return wall
+
+
+def chatconf_cmd() -> list[str]:
+    exe = shutil.which("chatconf", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-m", "conformance.cli"]
+
+
+def best(runs: int, fn) -> float:
+    return min(fn() for _ in range(runs))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--chunks", type=int, default=100_000, help="chunks in the realistic file (default 100000)")
+    ap.add_argument("--tiny", type=int, default=200_000, help="events in each tiny-event file (default 200000)")
+    ap.add_argument("--baseline-chunks", type=int, default=10_000, help="baseline on the first N chunks (0: all)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each command, best kept (default 3)")
+    ap.add_argument("--target", type=float, default=30.0)
+    args = ap.parse_args()
+    validate = [*chatconf_cmd(), "validate", "-j", "1"]
+    with tempfile.TemporaryDirectory(prefix="chatconf-bench-cli-") as tmp:
+        folder = Path(tmp)
+        realistic = folder / "realistic.sse"
+        size = generate(realistic, args.chunks)
+        tiny = tiny_files(folder, args.tiny)
+        sink = folder / "out.txt"
+        # warm the OS cache and the byte-code cache before timing anything
+        timed([*validate, str(realistic)], sink)
+        one = folder / "one.sse"
+        generate(one, 3)
+        start_up = best(args.repeat, lambda: timed([*validate, str(one)], sink))
+        rows = [(f"realistic chunks (~{size // args.chunks} bytes)", args.chunks,
+                 best(args.repeat, lambda: timed([*validate, str(realistic)], sink)))]
+        for name, path in tiny.items():
+            rows.append((name, args.tiny, best(args.repeat, lambda p=path: timed([*validate, str(p)], sink))))
+        bases = {}
+        for kind, schema in (("rich", "rich"), ("simple", json.dumps(SIMPLE_SCHEMA))):
+            cmd = [sys.executable, "-c", _BASELINE, str(realistic), schema]
+            empty = best(args.repeat, lambda c=cmd: timed([*c, "1"], sink))
+            part = best(args.repeat, lambda c=cmd: timed([*c, str(args.baseline_chunks)], sink))
+            n = args.baseline_chunks or args.chunks
+            bases[kind] = empty + (part - empty) * (args.chunks / n)
+    print(f"chatconf validate, whole command: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}, best of {args.repeat}")
+    print(f"start-up (a 3-chunk file: interpreter, imports, profile, schemas): {start_up:.2f} s")
+    print(f"{'file':<44} {'events':>8} {'wall s':>8} {'events/s':>10}")
+    for name, events, wall in rows:
+        print(f"{name:<44} {events:>8} {wall:>8.2f} {events / wall:>10,.0f}")
+    real_wall = rows[0][2]
+    for kind, wall in bases.items():
+        ratio = wall / real_wall
+        print(f"baseline ({kind} schema), {args.chunks} chunks, start-up included: {wall:.1f} s -> chatconf "
+              f"{ratio:.1f}x faster (target {args.target:.0f}x: {'met' if ratio >= args.target else 'NOT met'})")
+    tiny_min = min(events / wall for name, events, wall in rows[1:])
+    print(f"slowest tiny-event file: {tiny_min:,.0f} events/s against {rows[0][1] / real_wall:,.0f} on realistic "
+          "chunks")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
