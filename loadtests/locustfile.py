@@ -26,6 +26,7 @@ from locust import User, constant, events, task
 from locust.runners import WorkerRunner
 
 from loadtests import options as _opt
+from loadtests import slo
 from loadtests.backoff import Backoff
 from loadtests.client import StreamClient
 from loadtests.runtime import LoadRuntime
@@ -110,8 +111,11 @@ def _init(environment) -> None:
     try:
         RUNTIME.setup_targets()
         workload_shape(environment.parsed_options)  # a bad --chatconf-prompt-tokens etc.: exit 2 now
+        RUNTIME.objectives = slo.parse(environment.parsed_options.chatconf_slo or None,
+                                       labels=RUNTIME.targets.by_label if RUNTIME.targets else ())
     except (ValueError, LookupError) as exc:
-        sys.stderr.write(f"chatconf: error: {exc}\n")
+        message = str(exc).replace("--slo ", "--chatconf-slo ", 1) if isinstance(exc, slo.SLOError) else exc
+        sys.stderr.write(f"chatconf: error: {message}\n")
         raise SystemExit(2) from None
     labels = set(RUNTIME.targets.by_label) if RUNTIME.targets else set()
     custom = any(label not in _opt.REGION_NAMES for label in labels)

@@ -103,6 +103,9 @@ def add_arguments(parser: Any) -> None:
         default=60.0,
         help="seconds to wait for the next bytes of a response",
     )
+    add("--chatconf-slo", env_var="CHATCONF_SLO", default="",
+        help="objectives, e.g. ttft_p99<=800ms,error_rate<=1%%; the run exits 1 when one is missed "
+             "(default error_rate<=1%%; none: no objectives)")
     add("--chatconf-no-check", env_var="CHATCONF_NO_CHECK", default="", help="set to 1 to skip the conformance pass")
     add("--chatconf-quiet", env_var="CHATCONF_QUIET", default="", help="set to 1: no progress lines")
 

@@ -26,7 +26,7 @@ from conformance import __version__
 from conformance.descriptors import reserve_descriptors
 from conformance.outputs import OutputError
 from conformance.profiles import ProfileError, load_profile
-from conformance.redact import redact_obj, redact_text, register_secret
+from conformance.redact import console_text, redact_obj, redact_text, register_secret
 
 from . import options as opt
 from .aggregate import Collector, make_sample
@@ -133,6 +133,7 @@ class LoadRuntime:
         self.stopped_early: str | None = None
         self._greenlets: list[gevent.Greenlet] = []
         self._user_seq = 0
+        self.objectives: list[Any] = []  # plain Locust's --chatconf-slo (`chatconf load` judges its own)
         self._entry = 0
         self.sent = 0
         self.in_flight = 0
@@ -384,6 +385,8 @@ class LoadRuntime:
         summary = self.collector.build_summary(meta)
         if summary["verdicts"]:
             self.env.process_exit_code = 1  # plain `locust -f` exits 1 too
+        if self.objectives and not os.environ.get("CHATCONF_EMBEDDED"):
+            self._judge(summary)
         if self.stopped_early:
             summary["stopped_early"] = self.stopped_early
         report_dir = self.opts.chatconf_report_dir
@@ -395,6 +398,18 @@ class LoadRuntime:
                 print(f"{REPORT_ERROR}{exc}", file=self.out, flush=True)
         if not os.environ.get("CHATCONF_EMBEDDED"):
             print(format_table(summary), file=self.out, flush=True)
+
+    def _judge(self, summary: dict[str, Any]) -> None:
+        """Plain `locust -f`: the objectives on the exact samples, as `chatconf load` judges them
+        (loadtests/slo.py): in the summary and reports, a log line per miss, and exit code 1."""
+        from . import slo
+
+        summary["slo"] = slo.evaluate(self.objectives, self.collector.samples, float(summary.get("duration_s") or 0.0))
+        missed = slo.failed(summary["slo"])
+        for result in missed:
+            log.error("chatconf: objective not met: %s", console_text(slo.describe(result)))
+        if missed:
+            self.env.process_exit_code = 1
 
     def on_quitting(self) -> None:
         """Locust is shutting down (SIGINT, SIGTERM, the end of a headless run): stop the users

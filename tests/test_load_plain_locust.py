@@ -164,3 +164,34 @@ def test_locust_host_flag_with_chatconf_targets_is_a_usage_error(two_mocks):
     assert proc.returncode == 2
     assert "chatconf: error: give the target either as Locust's --host or as --chatconf-* options" in err
     assert "Traceback" not in err
+
+
+def test_plain_locust_judges_the_objectives_and_exits_1_on_a_miss(tmp_path, two_mocks):
+    """`--chatconf-slo` in plain Locust: the mock's TTFT is 120 ms, so ttft_p50<=50ms is missed and
+    ttft_p50<=5s is met; both verdicts land in summary.json with the measured value."""
+    import json
+
+    named = two_mocks[0]
+    runs = {}
+    for name, objective in (("missed", "ttft_p50<=50ms"), ("met", "ttft_p50<=5s")):
+        out = tmp_path / name
+        proc = _locust("--headless", "-u", "2", "-r", "2", "-t", "2s", "--only-summary", "--chatconf-base-url", named,
+                       "--chatconf-slo", objective, "--chatconf-report-dir", str(out))
+        _, err = proc.communicate(timeout=60)
+        runs[name] = (proc.returncode, err, json.loads((out / "summary.json").read_text())["slo"])
+    code, err, slo = runs["missed"]
+    assert code == 1, err[-2000:]
+    assert "objective not met: ttft_p50<=50ms" in err
+    assert not slo["passed"] and slo["objectives"][0]["measured"] > 100
+    code, err, slo = runs["met"]
+    assert code == 0, err[-2000:]
+    assert slo["passed"] and [o["objective"] for o in slo["objectives"]] == ["ttft_p50<=5s", "error_rate<=1%"]
+
+
+def test_plain_locust_refuses_a_malformed_objective_before_any_request(two_mocks):
+    before = _requests(two_mocks[0])
+    proc = _locust("--headless", "-u", "1", "-t", "2s", "--chatconf-base-url", two_mocks[0], "--chatconf-slo", "fast")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "chatconf: error: --chatconf-slo 'fast': expected" in err and "Traceback" not in err
+    assert _requests(two_mocks[0]) == before
