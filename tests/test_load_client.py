@@ -279,6 +279,21 @@ def _tcp_pair() -> tuple[socket.socket, socket.socket]:
     return client, conn
 
 
+def _wait_for_stamps(reader_sock: socket.socket, writer: socket.socket) -> None:
+    """Linux turns receive timestamps on for the whole stack in a deferred work item when the first
+    socket asks: until then a read carries no stamp (the client falls back to the read time)."""
+    from loadtests.client import _ANC_SIZE
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        writer.sendall(b"x")
+        _, anc, _, _ = reader_sock.recvmsg(16, _ANC_SIZE)
+        if anc:
+            return
+        time.sleep(0.01)
+    pytest.fail("the kernel never stamped a read")
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernel receive timestamps are Linux's")
 def test_arrival_time_is_when_bytes_reached_the_socket_not_when_they_were_read() -> None:
     # a busy event loop reads late; the kernel's stamp keeps the time the bytes arrived
@@ -287,6 +302,7 @@ def test_arrival_time_is_when_bytes_reached_the_socket_not_when_they_were_read()
     client, conn = _tcp_pair()
     try:
         assert enable_rx_timestamps(client)
+        _wait_for_stamps(client, conn)
         t_before_send = time.perf_counter_ns()
         conn.sendall(b"event")
         t_after_send = time.perf_counter_ns()
@@ -322,6 +338,8 @@ def test_gevent_reader_uses_the_kernel_stamp_too() -> None:
     try:
         stamped = enable_rx_timestamps(a)
         assert stamped or not sys.platform.startswith("linux")
+        if stamped:
+            _wait_for_stamps(a._sock, b)
         reader = _HubReader.for_socket(a, 1.0, stamped)
         assert reader is not None
         b.sendall(b"event")
