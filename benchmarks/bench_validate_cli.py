@@ -50,27 +50,17 @@ SIMPLE_SCHEMA = {
 
 _BASELINE = r"""
 import json, sys
+from pathlib import Path
 import jsonschema
-limit = int(sys.argv[3])
+sys.path.insert(0, sys.argv[4])
+from bench_validate import plain_loop
 if sys.argv[2] == "rich":
     from conformance.profiles import load_profile
     from conformance.schemas import build_schema
     schema = build_schema("chunk", load_profile("dashscope"))
 else:
     schema = json.loads(sys.argv[2])
-validator = jsonschema.Draft202012Validator(schema)
-count = errors = 0
-with open(sys.argv[1], encoding="utf-8") as fh:
-    for line in fh:
-        if not line.startswith("data:"):
-            continue
-        payload = line[5:].strip()
-        if payload == "[DONE]":
-            continue
-        errors += sum(1 for _ in validator.iter_errors(json.loads(payload)))
-        count += 1
-        if limit and count >= limit:
-            break
+count, errors = plain_loop(Path(sys.argv[1]), jsonschema.Draft202012Validator(schema), int(sys.argv[3]))
 print(json.dumps({"chunks": count, "errors": errors}))
 """
 
@@ -143,8 +133,8 @@ def main() -> int:
         bases = {}
         for kind, schema in (("rich", "rich"), ("simple", json.dumps(SIMPLE_SCHEMA))):
             cmd = [sys.executable, "-c", _BASELINE, str(realistic), schema]
-            empty = best(args.repeat, lambda c=cmd: timed([*c, "1"], sink))
-            part = best(args.repeat, lambda c=cmd: timed([*c, str(args.baseline_chunks)], sink))
+            empty = best(args.repeat, lambda c=cmd: timed([*c, "1", str(HERE)], sink))
+            part = best(args.repeat, lambda c=cmd: timed([*c, str(args.baseline_chunks), str(HERE)], sink))
             n = args.baseline_chunks or args.chunks
             bases[kind] = empty + (part - empty) * (args.chunks / n)
     print(f"chatconf validate, whole command: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
