@@ -9,10 +9,10 @@ Two servers:
 
 - `Upstream`: answers every POST with `events` chunks `gap_s` apart (one sleep per stream);
   bench_proxy.py runs it in its own process and event loop.
-- `ScheduledUpstream`: the load-comparison server. Role chunk at once, the first token `ttft_s`
-  after the request arrived, then one token every `gap_s` on an absolute schedule (a late write does
-  not push the next one back), then the finish chunk, the usage chunk (when
-  `stream_options.include_usage`) and `data: [DONE]`. One heap drives every stream's next write,
+- `ScheduledUpstream`: the load-comparison server. Role chunk at once, the first token `ttft_ns`
+  (plus a uniform spread) after the request arrived, then one token every gap on an absolute
+  schedule (a late write does not push the next one back), then the finish chunk, the usage chunk
+  (when `stream_options.include_usage`) and `data: [DONE]`. One heap drives every stream's next write,
   so 1,000 streams cost one timer, not 1,000. It records what it actually did per completed stream
   (first-token write - request arrival, each gap between token writes, lateness against the
   schedule) and answers `GET /_bench/stats`, `POST /_bench/reset`, `GET /v1/models`, `GET /health`.
@@ -32,6 +32,7 @@ import heapq
 import itertools
 import json
 import os
+import random
 import re
 import resource
 import signal
@@ -47,6 +48,7 @@ CHUNK = ('{"id":"chatcmpl-3f1a2b4c-0000-4000-8000-000000000000","object":"chat.c
 RUNNING: set[asyncio.Future[None]] = set()
 STAMP = re.compile(rb'"content":"t(\d+)-(\d+)"')
 SERVER_STAMP = re.compile(r" s(\d+)")
+RECEIVED_STAMP = re.compile(r"chatcmpl-r(\d+)")
 CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
 HEAD_OK = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
            b"transfer-encoding: chunked\r\nx-request-id: 3f1a2b4c-0000-4000-8000-000000000000\r\n\r\n")
@@ -148,8 +150,10 @@ class Upstream(RequestReader):
 
 # -- the load-comparison upstream: scheduled tokens, recorded writes ------------------------------------
 
-ROLE = sse_frame(CHUNK % ('"role":"assistant","content":""', "null"))
-TOKEN = CHUNK % ('"content":" s%d"', "null")
+# the role chunk's id carries the server's receive time, so a client export can be paired request by request
+ROLE = (CHUNK % ('"role":"assistant","content":""', "null")).replace(
+    "chatcmpl-3f1a2b4c-0000-4000-8000-000000000000", "chatcmpl-r%d")
+TOKEN = ("data: " + CHUNK % ('"content":" s%d"', "null") + "\n\n").encode()
 FINISH = sse_frame(CHUNK % ("", '"stop"'))
 DONE = sse_frame(b"[DONE]") + b"0\r\n\r\n"
 
@@ -244,17 +248,16 @@ class Clock:
             return
         due = self.heap[0][0]
         wait = (due - time.perf_counter_ns()) / 1e9
-        loop = asyncio.get_running_loop()
         self.wake_at = due
-        # event-loop timers have millisecond granularity: sleep to just before, then poll
-        self.handle = loop.call_soon(self.tick) if wait < 0.0015 else loop.call_later(wait - 0.0012, self.tick)
+        # event-loop timers tick in whole milliseconds: wake at most 1 ms late, never spin
+        self.handle = asyncio.get_running_loop().call_later(max(wait, 0.0005), self.tick)
 
     def tick(self) -> None:
         self.handle = None
         heap, gap = self.heap, self.gap_ns
         pop, push = heapq.heappop, heapq.heappush
         now = time.perf_counter_ns()
-        horizon = now + 20_000   # writes due within 20 us go out now
+        horizon = now + 200_000   # writes due within 0.2 ms go out now
         while heap and heap[0][0] <= horizon:
             due, seq, s = pop(heap)
             if s.transport.is_closing():
@@ -262,7 +265,8 @@ class Clock:
                 RECORD.aborted += 1
                 continue
             now = time.perf_counter_ns()
-            s.transport.write(sse_frame(TOKEN % now))
+            event = TOKEN % now
+            s.transport.write(b"%x\r\n%s\r\n" % (len(event), event))
             s.writes.append(now)
             s.late.append(now - due)
             s.left -= 1
@@ -279,6 +283,7 @@ class ScheduledUpstream(RequestReader):
 
     tokens = 64
     ttft_ns = 200 * NS_PER_MS
+    ttft_spread_ns = 20 * NS_PER_MS
     clock: Clock
 
     def request(self, head: bytes, body: bytes) -> None:
@@ -317,10 +322,10 @@ class ScheduledUpstream(RequestReader):
             return
         RECORD.received += 1
         usage = bool((req.get("stream_options") or {}).get("include_usage"))
-        self.transport.write(HEAD_OK + ROLE)
+        self.transport.write(HEAD_OK + sse_frame(ROLE % received))
         stream = Stream(self.transport, tokens, usage, received)
         Stream.live.add(stream)
-        self.clock.add(stream, received + self.ttft_ns)
+        self.clock.add(stream, received + self.ttft_ns + int(random.random() * self.ttft_spread_ns))
 
 
 def pin(cpu: int | None) -> None:
@@ -332,6 +337,7 @@ def pin(cpu: int | None) -> None:
 async def serve(args: argparse.Namespace) -> None:
     ScheduledUpstream.tokens = args.tokens
     ScheduledUpstream.ttft_ns = int(args.ttft_ms * NS_PER_MS)
+    ScheduledUpstream.ttft_spread_ns = int(args.ttft_spread_ms * NS_PER_MS)
     ScheduledUpstream.clock = Clock(int(args.gap_ms * NS_PER_MS))
     loop = asyncio.get_running_loop()
     server = await loop.create_server(ScheduledUpstream, "127.0.0.1", args.port, backlog=8192)
@@ -347,12 +353,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ttft-ms", type=float, default=200.0)
+    parser.add_argument("--ttft-spread-ms", type=float, default=20.0,
+                        help="TTFT is uniform in [ttft, ttft + spread): streams that start together drift apart, "
+                             "so the server writes a steady flow instead of one burst per gap")
     parser.add_argument("--gap-ms", type=float, default=20.0)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--cpu", type=int, default=None, help="pin the server to this CPU")
     args = parser.parse_args()
-    if args.tokens < 1 or args.gap_ms <= 0 or args.ttft_ms < 0:
-        print("error: --tokens must be >= 1, --gap-ms > 0 and --ttft-ms >= 0", file=sys.stderr)
+    if args.tokens < 1 or args.gap_ms <= 0 or args.ttft_ms < 0 or args.ttft_spread_ms < 0:
+        print("error: --tokens must be >= 1, --gap-ms > 0, --ttft-ms and --ttft-spread-ms >= 0", file=sys.stderr)
         return 2
     pin(args.cpu)
     with contextlib.suppress(ImportError):
