@@ -1,7 +1,7 @@
 """`chatconf load` against GuideLLM and AIPerf, side by side in one run: each tool's own bias.
 
     .venv/bin/python benchmarks/bench_load_compare.py [--steps 100,300,1000] [--seconds 15] [--json OUT]
-    .venv/bin/python benchmarks/bench_load_compare.py --quick        # steps 50,100, 4 s each
+    .venv/bin/python benchmarks/bench_load_compare.py --quick        # steps 50,100, 2 s warm-up + 4 s
 
 One independent upstream (benchmarks/sse_upstream.py, not chatconf's mock) is pinned to CPU 0. It
 injects a fixed TTFT (plus a small uniform spread) and a fixed gap between one-token chunks, and
@@ -13,9 +13,11 @@ worker process:
 - GuideLLM: `guidellm run --profile kind=concurrent,streams=N`, GUIDELLM__MAX_WORKER_PROCESSES=1;
 - AIPerf: `aiperf profile --concurrency N --workers-max 1 --record-processors 1`.
 
-Bias = the tool's own percentile - the server's recorded percentile over the same step (the method
-of loadtests/calibrate.py), for TTFT and for the per-token gap the tool reports (per chunk for
-chatconf and AIPerf, a per-request mean for GuideLLM: the server's matching distribution is used).
+Bias = the tool's percentile - the server's recorded percentile over the same requests (the method of
+loadtests/calibrate.py): those started after a warm-up (default 5 s from the step's first request),
+from the tool's per-request export and the server's per-stream record. Both TTFT and the per-token
+gap the tool reports are compared (per chunk for chatconf and AIPerf, a per-request mean for
+GuideLLM; the server's matching distribution is used).
 With --aiperf-paired, AIPerf also writes its raw export and each chunk's arrival is paired with the
 server's write stamp in that chunk. Tolerance: 2 ms at p50, 5 ms at p99. Client CPU is the tool's
 whole process tree while all N streams were open. GuideLLM and AIPerf live in their own venvs
@@ -44,7 +46,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from load_tools import PER_REQUEST, Tool, ToolResult, make_tokenizer, tools  # noqa: E402
+from load_tools import PER_REQUEST, Sample, Tool, ToolResult, make_tokenizer, tools  # noqa: E402
+from sse_upstream import percentile  # noqa: E402
 
 TOLERANCE_MS = {"p50": 2.0, "p99": 5.0}
 START_ALLOWANCE_S = 240.0   # tool start-up and shut-down on top of the measured seconds
@@ -152,6 +155,7 @@ class StepResult:
     paired: dict[str, Any] | None = None
     error: str | None = None
     processes: list[tuple[str, float]] | None = None
+    whole_run: dict[str, Any] | None = None   # the tool's own summary over its whole run (warm-up included)
 
 
 def bias(tool: dict[str, float | None], server: dict[str, Any]) -> dict[str, float | None]:
@@ -170,37 +174,51 @@ def pin_to(cpu: int) -> Any:
     return preexec
 
 
-def run_tool(tool: Tool, upstream: Upstream, streams: int, seconds: float, work: Path, tokenizer: Path | None,
-             cpu: int) -> StepResult:
-    """Reset the server's record, run the tool once (bounded), compare its report with the record."""
+def window(samples: list[Sample], since_s: float) -> tuple[int, dict[str, float | None], dict[str, float | None]]:
+    """(requests, TTFT p50/p99, gap p50/p99) of the tool's requests that started at or after `since_s`."""
+    kept = [s for s in samples if s.start >= since_s]
+    ttft = sorted(s.ttft for s in kept)
+    gaps = sorted(g for s in kept for g in s.gaps)
+    return (len(kept), {"p50": percentile(ttft, 50), "p99": percentile(ttft, 99)},
+            {"p50": percentile(gaps, 50), "p99": percentile(gaps, 99)})
+
+
+def run_tool(tool: Tool, upstream: Upstream, streams: int, seconds: float, warmup: float, work: Path,
+             tokenizer: Path | None, cpu: int) -> StepResult:
+    """Reset the server's record, run the tool once (bounded: warm-up + measured seconds), and compare the
+    requests it started after the warm-up with the server's record of the requests that arrived then."""
     out = work / f"{tool.name}-{streams}"
     out.mkdir(parents=True, exist_ok=True)
     upstream.get("/_bench/reset")
     cpu0, t0 = upstream.get("/_bench/stats")["cpu_s"], time.monotonic()
     with (out / "tool.log").open("wb") as log:
-        proc = subprocess.Popen(tool.command(upstream.url, streams, seconds, out, tokenizer), cwd=out,
+        proc = subprocess.Popen(tool.command(upstream.url, streams, warmup + seconds, out, tokenizer), cwd=out,
                                 env=tool.env(tokenizer), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=pin_to(cpu))
         sampler = Sampler(proc.pid, upstream)
         sampler.start()
         error = None
         try:
-            proc.wait(timeout=seconds + START_ALLOWANCE_S)
+            proc.wait(timeout=warmup + seconds + START_ALLOWANCE_S)
         except subprocess.TimeoutExpired:
             error = "timed out"
         finally:
             stop_group(proc)
             sampler.done.set()
             sampler.join()
-    server = upstream.get("/_bench/stats?full=1")
+    first = upstream.get("/_bench/stats")["first_wall_ns"] or 0
+    since_ns = first + int(warmup * 1e9)
+    server = upstream.get(f"/_bench/stats?full=1&since={since_ns}")
     server["cpu_percent"] = round(100 * (server["cpu_s"] - cpu0) / max(time.monotonic() - t0, 1e-9), 1)
     res: ToolResult = tool.result(out)
     error = error or res.error or (None if proc.returncode == 0 else f"exit code {proc.returncode}")
+    requests, ttft, gap = window(res.samples, since_ns / 1e9)
     ref_gap = server["request_gap_ms"] if res.gap_kind == PER_REQUEST else server["gap_ms"]
-    tb, gb = bias(res.ttft, server["ttft_ms"]), bias(res.gap, ref_gap)
-    return StepResult(tool.name, streams, res.requests, tb, gb, res.gap_kind, sampler.cpu_percent(streams),
-                      within_tolerance(tb, gb) and res.requests > 0 and not res.error, server, res.paired, error,
-                      sampler.top_processes())
+    tb, gb = bias(ttft, server["ttft_ms"]), bias(gap, ref_gap)
+    whole = {"requests": res.requests, "ttft_ms": res.ttft, "gap_ms": res.gap}
+    return StepResult(tool.name, streams, requests, tb, gb, res.gap_kind, sampler.cpu_percent(streams),
+                      within_tolerance(tb, gb) and requests > 0 and not res.error, server, res.paired, error,
+                      sampler.top_processes(), whole)
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:
@@ -248,7 +266,10 @@ def highest_within(results: list[StepResult], tool: str) -> int | None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", default="100,300,1000", help="concurrent streams per step (comma-separated)")
-    ap.add_argument("--seconds", type=float, default=15.0, help="run time of each tool at each step")
+    ap.add_argument("--seconds", type=float, default=15.0, help="measured seconds of each tool at each step")
+    ap.add_argument("--warmup", type=float, default=5.0,
+                    help="seconds after a step's first request before the measured window (requests started "
+                         "earlier count for neither the tool nor the server)")
     ap.add_argument("--quick", action="store_true", help="steps 50,100, 4 s each")
     ap.add_argument("--tools", default="chatconf,guidellm,aiperf")
     ap.add_argument("--ttft-ms", type=float, default=200.0)
@@ -281,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     steps = [50, 100] if args.quick else parse_steps(args.steps)
     seconds = 4.0 if args.quick else args.seconds
+    warmup = 2.0 if args.quick else args.warmup
+    if warmup < 0:
+        print("error: --warmup must be >= 0", file=sys.stderr)
+        return 2
     if seconds <= 0 or args.tokens < 2 or args.gap_ms <= 0:
         print("error: --seconds and --gap-ms must be > 0 and --tokens >= 2", file=sys.stderr)
         return 2
@@ -307,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-load-compare-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        return run(args, steps, seconds, present, work)
+        return run(args, steps, seconds, warmup, present, work)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -321,19 +346,21 @@ def build_tokenizer(present: list[Tool], work: Path) -> Path | None:
     return None
 
 
-def run(args: argparse.Namespace, steps: list[int], seconds: float, present: list[Tool], work: Path) -> int:
+def run(args: argparse.Namespace, steps: list[int], seconds: float, warmup: float, present: list[Tool],
+        work: Path) -> int:
     tokenizer = build_tokenizer(present, work)
     load = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(f"{started}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; server CPU {args.server_cpu}, "
           f"clients CPU {args.client_cpu}; injected TTFT {args.ttft_ms:g} ms (+ uniform 0-{args.ttft_spread_ms:g}), "
-          f"gap {args.gap_ms:g} ms, {args.tokens} tokens one per chunk; {seconds:g} s per tool and step")
+          f"gap {args.gap_ms:g} ms, {args.tokens} tokens one per chunk; per tool and step {warmup:g} s warm-up + "
+          f"{seconds:g} s measured")
     upstream = Upstream(args.server_cpu, args.ttft_ms, args.ttft_spread_ms, args.gap_ms, args.tokens)
     results: list[StepResult] = []
     try:
         for streams in steps:
             for tool in present:
-                r = run_tool(tool, upstream, streams, seconds, work, tokenizer, args.client_cpu)
+                r = run_tool(tool, upstream, streams, seconds, warmup, work, tokenizer, args.client_cpu)
                 results.append(r)
                 print(format_row(r), flush=True)
                 print(format_server(streams, r), flush=True)
@@ -347,7 +374,7 @@ def run(args: argparse.Namespace, steps: list[int], seconds: float, present: lis
     print_table(results, present)
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "started": started, "load_average": load, "seconds": seconds, "steps": steps,
+            "started": started, "load_average": load, "seconds": seconds, "warmup": warmup, "steps": steps,
             "injected": {"ttft_ms": args.ttft_ms, "ttft_spread_ms": args.ttft_spread_ms, "gap_ms": args.gap_ms,
                          "tokens": args.tokens},
             "tolerance_ms": TOLERANCE_MS, "results": [asdict(r) for r in results],

@@ -16,6 +16,7 @@ tiny local tokenizer (benchmarks/tiny_tokenizer.py).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -34,13 +35,26 @@ PER_CHUNK, PER_REQUEST = "per chunk", "per-request mean"
 
 
 @dataclass
+class Sample:
+    """One completed request as the tool measured it: wall-clock start (s), TTFT and its gaps (ms)."""
+
+    start: float
+    ttft: float
+    gaps: list[float]
+
+
+@dataclass
 class ToolResult:
-    """One tool's own figures for one step (ms), or why there are none."""
+    """One tool's own figures for one step (ms), or why there are none.
+
+    `ttft`/`gap` are the tool's summary over its whole run; `samples` are its per-request values,
+    from which the comparison takes the steady-state window (after the warm-up)."""
 
     requests: int = 0
     ttft: dict[str, float | None] = field(default_factory=dict)
     gap: dict[str, float | None] = field(default_factory=dict)
     gap_kind: str = PER_CHUNK
+    samples: list[Sample] = field(default_factory=list)
     paired: dict[str, dict[str, float | None]] | None = None
     error: str | None = None
 
@@ -97,9 +111,16 @@ class Chatconf(Tool):
         region = next(iter((summary.get("regions") or {}).values()), None)
         if not region:
             return ToolResult(error="summary.json has no region")
+        samples = []
+        with contextlib.suppress(OSError):
+            for line in (out / "samples.jsonl").read_text().splitlines():
+                rec = json.loads(line)
+                if rec.get("ok") and rec.get("ttft_ms") is not None:
+                    samples.append(Sample(float(rec["t"]), float(rec["ttft_ms"]), list(rec.get("itl_ms") or [])))
         return ToolResult(requests=int(region.get("requests") or 0),
                           ttft={q: _q(region.get("ttft_ms"), q) for q in ("p50", "p99")},
-                          gap={q: _q(region.get("itl_ms"), q) for q in ("p50", "p99")}, gap_kind=PER_CHUNK)
+                          gap={q: _q(region.get("itl_ms"), q) for q in ("p50", "p99")}, gap_kind=PER_CHUNK,
+                          samples=samples)
 
 
 # -- GuideLLM -----------------------------------------------------------------------------------------
@@ -132,9 +153,13 @@ class GuideLLM(Tool):
             p = ((metrics.get(name) or {}).get("successful") or {}).get("percentiles") or {}
             return {"p50": _q(p, "p50"), "p99": _q(p, "p99")}
 
+        samples = [Sample(float(r["request_start_time"]), float(r["time_to_first_token_ms"]),
+                          [float(r["inter_token_latency_ms"])] if r.get("inter_token_latency_ms") is not None else [])
+                   for r in (bench.get("requests") or {}).get("successful") or []
+                   if r.get("request_start_time") is not None and r.get("time_to_first_token_ms") is not None]
         return ToolResult(requests=int((metrics.get("request_totals") or {}).get("successful") or 0),
                           ttft=pct("time_to_first_token_ms"), gap=pct("inter_token_latency_ms"),
-                          gap_kind=PER_REQUEST)
+                          gap_kind=PER_REQUEST, samples=samples)
 
 
 # -- AIPerf -------------------------------------------------------------------------------------------
@@ -169,6 +194,15 @@ class AIPerf(Tool):
         result = ToolResult(requests=int(_q(summary.get("request_count"), "avg") or 0),
                             ttft={"p50": _q(ttft, "p50"), "p99": _q(ttft, "p99")},
                             gap={"p50": _q(icl, "p50"), "p99": _q(icl, "p99")}, gap_kind=PER_CHUNK)
+        with contextlib.suppress(OSError):
+            for line in (art / "profile_export.jsonl").read_text().splitlines():
+                rec = json.loads(line)
+                meta, m = rec.get("metadata") or {}, rec.get("metrics") or {}
+                ttft_v = (m.get("time_to_first_token") or {}).get("value")
+                if meta.get("was_cancelled") or ttft_v is None or meta.get("request_start_ns") is None:
+                    continue
+                gaps = (m.get("inter_chunk_latency") or {}).get("value") or []
+                result.samples.append(Sample(meta["request_start_ns"] / 1e9, float(ttft_v), [float(g) for g in gaps]))
         raw = art / "profile_export_raw.jsonl"
         if raw.exists():
             result.paired = paired_bias(raw)

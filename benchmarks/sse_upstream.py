@@ -15,7 +15,8 @@ Two servers:
   (when `stream_options.include_usage`) and `data: [DONE]`. One heap drives every stream's next write,
   so 1,000 streams cost one timer, not 1,000. It records what it actually did per completed stream
   (first-token write - request arrival, each gap between token writes, lateness against the
-  schedule) and answers `GET /_bench/stats`, `POST /_bench/reset`, `GET /v1/models`, `GET /health`.
+  schedule) and answers `GET /_bench/stats[?full=1&since=<wall ns>]`, `POST /_bench/reset`,
+  `GET /v1/models` and `GET /health`.
 
     python benchmarks/sse_upstream.py --ttft-ms 200 --gap-ms 20 --tokens 64 [--cpu 0]
 
@@ -165,7 +166,8 @@ def usage_frame(tokens: int) -> bytes:
 
 
 class Record:
-    """What the server actually did, over every stream completed since the last reset."""
+    """What the server actually did, per stream completed since the last reset (parallel arrays:
+    stream i has its gaps at gaps[gap_at[i]:gap_at[i + 1]] and its lateness likewise)."""
 
     def __init__(self) -> None:
         self.reset()
@@ -174,19 +176,37 @@ class Record:
         self.received = 0
         self.completed = 0
         self.aborted = 0
+        self.first_wall_ns: int | None = None
+        self.wall = array("q")           # per stream: wall-clock time the request arrived
         self.ttft = array("q")
-        self.gaps = array("q")
         self.request_gaps = array("q")   # per stream: (last - first token write) / (tokens - 1)
-        self.late = array("q")
-        self.since = time.time()
+        self.gaps, self.gap_at = array("q"), array("q", [0])
+        self.late, self.late_at = array("q"), array("q", [0])
 
-    def stats(self, full: bool) -> dict[str, Any]:
+    def add(self, wall: int, received: int, writes: list[int], late: list[int]) -> None:
+        self.completed += 1
+        self.wall.append(wall)
+        self.ttft.append(writes[0] - received)
+        self.request_gaps.append((writes[-1] - writes[0]) // max(len(writes) - 1, 1))
+        self.gaps.extend(b - a for a, b in itertools.pairwise(writes))
+        self.gap_at.append(len(self.gaps))
+        self.late.extend(late)
+        self.late_at.append(len(self.late))
+
+    def stats(self, full: bool, since_ns: int = 0) -> dict[str, Any]:
+        """Counters; with `full`, the distributions of the streams that arrived at or after `since_ns`."""
         out: dict[str, Any] = {"received": self.received, "completed": self.completed, "aborted": self.aborted,
-                               "active": len(Stream.live), "since": self.since,
+                               "active": len(Stream.live), "first_wall_ns": self.first_wall_ns,
                                "cpu_s": sum(resource.getrusage(resource.RUSAGE_SELF)[:2])}
         if full:
-            out.update(ttft_ms=describe_ns(self.ttft), gap_ms=describe_ns(self.gaps),
-                       request_gap_ms=describe_ns(self.request_gaps), late_ms=describe_ns(self.late))
+            keep = [i for i, w in enumerate(self.wall) if w >= since_ns]
+            gaps, late = array("q"), array("q")
+            for i in keep:
+                gaps.extend(self.gaps[self.gap_at[i]:self.gap_at[i + 1]])
+                late.extend(self.late[self.late_at[i]:self.late_at[i + 1]])
+            out.update(streams=len(keep), ttft_ms=describe_ns(array("q", (self.ttft[i] for i in keep))),
+                       gap_ms=describe_ns(gaps), late_ms=describe_ns(late),
+                       request_gap_ms=describe_ns(array("q", (self.request_gaps[i] for i in keep))))
         return out
 
 
@@ -197,14 +217,15 @@ class Stream:
     """One streamed answer: its schedule and the actual write times of its tokens."""
 
     live: set[Stream] = set()
-    __slots__ = ("due", "late", "left", "received", "tokens", "transport", "usage", "writes")
+    __slots__ = ("due", "late", "left", "received", "tokens", "transport", "usage", "wall", "writes")
 
-    def __init__(self, transport: asyncio.Transport, tokens: int, usage: bool, received: int) -> None:
+    def __init__(self, transport: asyncio.Transport, tokens: int, usage: bool, received: int, wall: int) -> None:
         self.transport = transport
         self.tokens = tokens
         self.left = tokens
         self.usage = usage
         self.received = received
+        self.wall = wall
         self.due = 0
         self.writes: list[int] = []
         self.late: list[int] = []
@@ -215,13 +236,7 @@ class Stream:
     def finish(self) -> None:
         """Record a stream whose every token was written, then close its answer."""
         self.transport.write(FINISH + (usage_frame(self.tokens) if self.usage else b"") + DONE)
-        w = self.writes
-        RECORD.completed += 1
-        RECORD.ttft.append(w[0] - self.received)
-        RECORD.gaps.extend(b - a for a, b in itertools.pairwise(w))
-        if len(w) > 1:
-            RECORD.request_gaps.append((w[-1] - w[0]) // (len(w) - 1))
-        RECORD.late.extend(self.late)
+        RECORD.add(self.wall, self.received, self.writes, self.late)
 
 
 class Clock:
@@ -296,7 +311,9 @@ class ScheduledUpstream(RequestReader):
             if path.startswith(b"/_bench/reset"):
                 RECORD.reset()
                 gc.collect()
-            self.transport.write(json_response("200 OK", RECORD.stats(full=b"full=1" in path)))
+            since = re.search(rb"since=(\d+)", path)
+            self.transport.write(json_response("200 OK", RECORD.stats(b"full=1" in path,
+                                                                      int(since.group(1)) if since else 0)))
         elif path.endswith(b"/models"):
             self.transport.write(json_response("200 OK", {"object": "list", "data": [
                 {"id": "qwen-plus", "object": "model", "created": CREATED, "owned_by": "bench"}]}))
@@ -321,9 +338,12 @@ class ScheduledUpstream(RequestReader):
                 "usage": {"prompt_tokens": 12, "completion_tokens": tokens, "total_tokens": tokens + 12}}))
             return
         RECORD.received += 1
+        wall = time.time_ns()
+        if RECORD.first_wall_ns is None:
+            RECORD.first_wall_ns = wall
         usage = bool((req.get("stream_options") or {}).get("include_usage"))
         self.transport.write(HEAD_OK + sse_frame(ROLE % received))
-        stream = Stream(self.transport, tokens, usage, received)
+        stream = Stream(self.transport, tokens, usage, received, wall)
         Stream.live.add(stream)
         self.clock.add(stream, received + self.ttft_ns + int(random.random() * self.ttft_spread_ns))
 
