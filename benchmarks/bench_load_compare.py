@@ -298,7 +298,15 @@ def parse_steps(text: str) -> list[int]:
     return steps
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    # Ctrl-C, and SIGTERM too, unwind through the `finally`s that stop the tool and the server (a job
+    # started in the background by a shell ignores SIGINT unless the handler is set here)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     args = parse_args(argv)
     steps = [50, 100] if args.quick else parse_steps(args.steps)
     seconds = 4.0 if args.quick else args.seconds

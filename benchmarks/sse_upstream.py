@@ -43,6 +43,7 @@ from array import array
 from typing import Any
 
 CREATED = int(time.time())
+ANSWER_ID = "chatcmpl-3f1a2b4c-0000-4000-8000-000000000000"
 CHUNK = ('{"id":"chatcmpl-3f1a2b4c-0000-4000-8000-000000000000","object":"chat.completion.chunk","created":'
          + str(CREATED) + ',"model":"qwen-plus","system_fingerprint":null,"choices":[{"index":0,"delta":{%s},'
          '"logprobs":null,"finish_reason":%s}],"usage":null}')
@@ -151,16 +152,16 @@ class Upstream(RequestReader):
 
 # -- the load-comparison upstream: scheduled tokens, recorded writes ------------------------------------
 
-# the role chunk's id carries the server's receive time, so a client export can be paired request by request
-ROLE = (CHUNK % ('"role":"assistant","content":""', "null")).replace(
-    "chatcmpl-3f1a2b4c-0000-4000-8000-000000000000", "chatcmpl-r%d")
-TOKEN = ("data: " + CHUNK % ('"content":" s%d"', "null") + "\n\n").encode()
-FINISH = sse_frame(CHUNK % ("", '"stop"'))
+# every chunk's id carries the server's receive time (one id per stream, as the API has), so a client
+# export can be paired request by request; content chunks also carry their write time
+ROLE = (CHUNK % ('"role":"assistant","content":""', "null")).replace(ANSWER_ID, "chatcmpl-r%d")
+TOKEN = ("data: " + CHUNK.replace(ANSWER_ID, "chatcmpl-r%%d") % ('"content":" s%d"', "null") + "\n\n").encode()
+FINISH = (CHUNK % ("", '"stop"')).replace(ANSWER_ID, "chatcmpl-r%d")
 DONE = sse_frame(b"[DONE]") + b"0\r\n\r\n"
 
 
-def usage_frame(tokens: int) -> bytes:
-    return sse_frame('{"id":"chatcmpl-3f1a2b4c-0000-4000-8000-000000000000","object":"chat.completion.chunk",'
+def usage_frame(received: int, tokens: int) -> bytes:
+    return sse_frame(f'{{"id":"chatcmpl-r{received}","object":"chat.completion.chunk",'
                      f'"created":{CREATED},"model":"qwen-plus","system_fingerprint":null,"choices":[],"usage":'
                      f'{{"prompt_tokens":12,"completion_tokens":{tokens},"total_tokens":{tokens + 12}}}}}')
 
@@ -235,7 +236,8 @@ class Stream:
 
     def finish(self) -> None:
         """Record a stream whose every token was written, then close its answer."""
-        self.transport.write(FINISH + (usage_frame(self.tokens) if self.usage else b"") + DONE)
+        self.transport.write(sse_frame(FINISH % self.received)
+                             + (usage_frame(self.received, self.tokens) if self.usage else b"") + DONE)
         RECORD.add(self.wall, self.received, self.writes, self.late)
 
 
@@ -280,7 +282,7 @@ class Clock:
                 RECORD.aborted += 1
                 continue
             now = time.perf_counter_ns()
-            event = TOKEN % now
+            event = TOKEN % (s.received, now)
             s.transport.write(b"%x\r\n%s\r\n" % (len(event), event))
             s.writes.append(now)
             s.late.append(now - due)
