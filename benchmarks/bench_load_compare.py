@@ -131,6 +131,12 @@ class Sampler(threading.Thread):
         """The tool's busiest processes over its whole run (name, CPU seconds)."""
         return sorted(((name, round(cpu, 2)) for name, cpu in self.seen.values()), key=lambda x: -x[1])[:6]
 
+    def open_streams(self, since: float, until: float) -> float | None:
+        """Mean number of streams the server had open between `since` and `until` (monotonic): a tool
+        that cannot keep N streams going shows fewer."""
+        held = [s[2] for s in self.samples if since <= s[0] <= until]
+        return round(sum(held) / len(held)) if held else None
+
     def cpu_percent(self, streams: int) -> float | None:
         """Tool CPU while (nearly) all `streams` were open at the server."""
         full = [s for s in self.samples if s[2] >= 0.9 * streams]
@@ -156,6 +162,7 @@ class StepResult:
     error: str | None = None
     processes: list[tuple[str, float]] | None = None
     whole_run: dict[str, Any] | None = None   # the tool's own summary over its whole run (warm-up included)
+    open_streams: float | None = None
 
 
 def bias(tool: dict[str, float | None], server: dict[str, Any]) -> dict[str, float | None]:
@@ -190,7 +197,7 @@ def run_tool(tool: Tool, upstream: Upstream, streams: int, seconds: float, warmu
     out = work / f"{tool.name}-{streams}"
     out.mkdir(parents=True, exist_ok=True)
     upstream.get("/_bench/reset")
-    cpu0, t0 = upstream.get("/_bench/stats")["cpu_s"], time.monotonic()
+    cpu0, t0, wall0 = upstream.get("/_bench/stats")["cpu_s"], time.monotonic(), time.time()
     with (out / "tool.log").open("wb") as log:
         proc = subprocess.Popen(tool.command(upstream.url, streams, warmup + seconds, out, tokenizer), cwd=out,
                                 env=tool.env(tokenizer), stdout=log, stderr=subprocess.STDOUT,
@@ -208,6 +215,7 @@ def run_tool(tool: Tool, upstream: Upstream, streams: int, seconds: float, warmu
             sampler.join()
     first = upstream.get("/_bench/stats")["first_wall_ns"] or 0
     since_ns = first + int(warmup * 1e9)
+    first_request = t0 + max(first / 1e9 - wall0, 0.0)
     server = upstream.get(f"/_bench/stats?full=1&since={since_ns}")
     server["cpu_percent"] = round(100 * (server["cpu_s"] - cpu0) / max(time.monotonic() - t0, 1e-9), 1)
     res: ToolResult = tool.result(out)
@@ -218,7 +226,8 @@ def run_tool(tool: Tool, upstream: Upstream, streams: int, seconds: float, warmu
     whole = {"requests": res.requests, "ttft_ms": res.ttft, "gap_ms": res.gap}
     return StepResult(tool.name, streams, requests, tb, gb, res.gap_kind, sampler.cpu_percent(streams),
                       within_tolerance(tb, gb) and requests > 0 and not res.error, server, res.paired, error,
-                      sampler.top_processes(), whole)
+                      sampler.top_processes(), whole, sampler.open_streams(first_request + warmup,
+                                                                   first_request + warmup + seconds))
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:
@@ -243,7 +252,9 @@ def fmt(x: float | None, signed: bool = True) -> str:
 def format_row(r: StepResult) -> str:
     verdict = "ok" if r.within else ("OUT" + (f" ({r.error})" if r.error else ""))
     cpu = "-" if r.client_cpu is None else f"{r.client_cpu:.0f}%"
-    return (f"| {r.tool} | {r.streams:,} | {r.requests:,} | {fmt(r.ttft_bias['p50'])} / {fmt(r.ttft_bias['p99'])} | "
+    held = "-" if r.open_streams is None else f"{r.open_streams:,.0f}"
+    return (f"| {r.tool} | {r.streams:,} | {held} | {r.requests:,} | {fmt(r.ttft_bias['p50'])} / "
+            f"{fmt(r.ttft_bias['p99'])} | "
             f"{fmt(r.gap_bias['p50'])} / {fmt(r.gap_bias['p99'])} ({r.gap_kind}) | {cpu} | {verdict} |")
 
 
@@ -391,9 +402,9 @@ def run(args: argparse.Namespace, steps: list[int], seconds: float, warmup: floa
 
 
 def print_table(results: list[StepResult], present: list[Tool]) -> None:
-    print("\n| tool | streams | requests | TTFT bias p50 / p99 (ms) | gap bias p50 / p99 (ms) | client CPU | "
-          "within 2 / 5 ms |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| tool | streams | open (mean) | requests | TTFT bias p50 / p99 (ms) | gap bias p50 / p99 (ms) | "
+          "client CPU | within 2 / 5 ms |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in sorted(results, key=lambda r: (r.streams, [t.name for t in present].index(r.tool))):
         print(format_row(r))
     print()
