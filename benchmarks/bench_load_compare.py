@@ -20,7 +20,7 @@ gap the tool reports are compared (per chunk for chatconf and AIPerf, a per-requ
 GuideLLM; the server's matching distribution is used).
 With --aiperf-paired, AIPerf also writes its raw export and each chunk's arrival is paired with the
 server's write stamp in that chunk. Tolerance: 2 ms at p50, 5 ms at p99. Client CPU is the tool's
-whole process tree while all N streams were open. GuideLLM and AIPerf live in their own venvs
+whole process tree over the measured window. GuideLLM and AIPerf live in their own venvs
 (--guidellm-bin, --aiperf-bin or GUIDELLM_BIN, AIPERF_BIN); a tool that is absent is skipped.
 Everything runs offline on 127.0.0.1. Run it under `flock /work/heavy.lock` on a quiet machine.
 """
@@ -137,12 +137,12 @@ class Sampler(threading.Thread):
         held = [s[2] for s in self.samples if since <= s[0] <= until]
         return round(sum(held) / len(held)) if held else None
 
-    def cpu_percent(self, streams: int) -> float | None:
-        """Tool CPU while (nearly) all `streams` were open at the server."""
-        full = [s for s in self.samples if s[2] >= 0.9 * streams]
-        if len(full) < 2 or full[-1][0] - full[0][0] <= 0:
+    def cpu_percent(self, since: float, until: float) -> float | None:
+        """The tool's CPU between `since` and `until` (monotonic), in % of one core."""
+        inside = [s for s in self.samples if since <= s[0] <= until]
+        if len(inside) < 2 or inside[-1][0] - inside[0][0] <= 0:
             return None
-        return round(100 * (full[-1][1] - full[0][1]) / (full[-1][0] - full[0][0]), 1)
+        return round(100 * (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]), 1)
 
 
 # -- one step of one tool ------------------------------------------------------------------------------
@@ -224,10 +224,10 @@ def run_tool(tool: Tool, upstream: Upstream, streams: int, seconds: float, warmu
     ref_gap = server["request_gap_ms"] if res.gap_kind == PER_REQUEST else server["gap_ms"]
     tb, gb = bias(ttft, server["ttft_ms"]), bias(gap, ref_gap)
     whole = {"requests": res.requests, "ttft_ms": res.ttft, "gap_ms": res.gap}
-    return StepResult(tool.name, streams, requests, tb, gb, res.gap_kind, sampler.cpu_percent(streams),
+    measured = (first_request + warmup, first_request + warmup + seconds)
+    return StepResult(tool.name, streams, requests, tb, gb, res.gap_kind, sampler.cpu_percent(*measured),
                       within_tolerance(tb, gb) and requests > 0 and not res.error, server, res.paired, error,
-                      sampler.top_processes(), whole, sampler.open_streams(first_request + warmup,
-                                                                   first_request + warmup + seconds))
+                      sampler.top_processes(), whole, sampler.open_streams(*measured))
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:
