@@ -299,13 +299,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def parse_steps(text: str) -> list[int]:
+def parse_steps(text: str) -> list[int] | None:
+    """Positive stream counts from "100,300,1000"; None (after one line on stderr) when it is not that."""
     try:
         steps = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         steps = []
     if not steps or min(steps) < 1:
-        raise SystemExit(f"error: --steps wants positive integers separated by commas, got {text!r}")
+        print(f"error: --steps wants positive integers separated by commas, got {text!r}", file=sys.stderr)
+        return None
     return steps
 
 
@@ -320,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     args = parse_args(argv)
     steps = [50, 100] if args.quick else parse_steps(args.steps)
+    if steps is None:
+        return 2
     seconds = 4.0 if args.quick else args.seconds
     warmup = 2.0 if args.quick else args.warmup
     if warmup < 0:
