@@ -224,9 +224,13 @@ def run_tool(tool: Tool, upstream: Upstream, streams: int, seconds: float, warmu
     ref_gap = server["request_gap_ms"] if res.gap_kind == PER_REQUEST else server["gap_ms"]
     tb, gb = bias(ttft, server["ttft_ms"]), bias(gap, ref_gap)
     whole = {"requests": res.requests, "ttft_ms": res.ttft, "gap_ms": res.gap}
+    paired = None
+    if res.paired is not None:
+        n, pt, pg = window(res.paired, since_ns / 1e9)
+        paired = {"requests": n, "ttft": pt, "gap": pg}
     measured = (first_request + warmup, first_request + warmup + seconds)
     return StepResult(tool.name, streams, requests, tb, gb, res.gap_kind, sampler.cpu_percent(*measured),
-                      within_tolerance(tb, gb) and requests > 0 and not res.error, server, res.paired, error,
+                      within_tolerance(tb, gb) and requests > 0 and not res.error, server, paired, error,
                       sampler.top_processes(), whole, sampler.open_streams(*measured))
 
 
@@ -391,7 +395,7 @@ def run(args: argparse.Namespace, steps: list[int], seconds: float, warmup: floa
                     p = r.paired
                     print(f"  aiperf paired with the server's stamps: TTFT bias p50/p99 {fmt(p['ttft']['p50'])}/"
                           f"{fmt(p['ttft']['p99'])} ms, gap bias p50/p99 {fmt(p['gap']['p50'])}/"
-                          f"{fmt(p['gap']['p99'])} ms ({p['gap']['n']:,} gaps)", flush=True)
+                          f"{fmt(p['gap']['p99'])} ms ({p['requests']:,} requests)", flush=True)
     finally:
         upstream.stop()
     print_table(results, present)

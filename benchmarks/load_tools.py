@@ -21,7 +21,6 @@ import itertools
 import json
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,7 @@ class ToolResult:
     gap: dict[str, float | None] = field(default_factory=dict)
     gap_kind: str = PER_CHUNK
     samples: list[Sample] = field(default_factory=list)
-    paired: dict[str, dict[str, float | None]] | None = None
+    paired: list[Sample] | None = None   # AIPerf raw export: per-request biases against the server's stamps
     error: str | None = None
 
 
@@ -239,22 +238,22 @@ SERVER_STAMP = re.compile(r" s(\d+)")
 RECEIVED_STAMP = re.compile(r"chatcmpl-r(\d+)")
 
 
-def paired_bias(raw: Path) -> dict[str, dict[str, float | None]]:
+def paired_bias(raw: Path) -> list[Sample]:
     """Per request and per chunk, AIPerf's own timestamps against the server's stamps in the same chunks.
 
-    TTFT bias = (first content arrival - request start) - (first token write - request received);
-    gap bias = (arrival gap) - (write gap) for each pair of consecutive content chunks. Both clocks are
-    CLOCK_MONOTONIC on one machine (`perf_counter_ns`), so the stamps compare directly.
+    Returns one Sample per request whose `ttft` is its TTFT bias, (first content arrival - request
+    start) - (first token write - request received), and whose `gaps` are (arrival gap) - (write gap)
+    for each pair of consecutive content chunks, in ms. Both clocks are CLOCK_MONOTONIC on one machine
+    (`perf_counter_ns`), so the stamps compare directly.
     """
-    ttft_bias: list[float] = []
-    gap_bias: list[float] = []
+    out: list[Sample] = []
     with raw.open() as fh:
         for line in fh:
             try:
                 rec = json.loads(line)
             except ValueError:
                 continue
-            start = rec.get("start_perf_ns")
+            start, wall = rec.get("start_perf_ns"), (rec.get("metadata") or {}).get("request_start_ns")
             received, chunks = None, []
             for resp in rec.get("responses") or []:
                 text = "".join(p.get("value", "") for p in resp.get("packets") or [] if p.get("name") == "data")
@@ -264,20 +263,11 @@ def paired_bias(raw: Path) -> dict[str, dict[str, float | None]]:
                 stamp = SERVER_STAMP.search(text)
                 if stamp and resp.get("perf_ns"):
                     chunks.append((int(resp["perf_ns"]), int(stamp.group(1))))
-            if not chunks or start is None or received is None or rec.get("status") != 200:
+            if not chunks or None in (start, wall, received) or rec.get("status") != 200:
                 continue
-            ttft_bias.append(((chunks[0][0] - start) - (chunks[0][1] - received)) / 1e6)
-            for (a0, w0), (a1, w1) in itertools.pairwise(chunks):
-                gap_bias.append(((a1 - a0) - (w1 - w0)) / 1e6)
-    return {"ttft": _percentiles(ttft_bias), "gap": _percentiles(gap_bias)}
-
-
-def _percentiles(values: list[float]) -> dict[str, float | None]:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from sse_upstream import percentile
-
-    ordered = sorted(values)
-    return {"p50": percentile(ordered, 50), "p99": percentile(ordered, 99), "n": len(ordered)}
+            out.append(Sample(wall / 1e9, ((chunks[0][0] - start) - (chunks[0][1] - received)) / 1e6,
+                              [((a1 - a0) - (w1 - w0)) / 1e6 for (a0, w0), (a1, w1) in itertools.pairwise(chunks)]))
+    return out
 
 
 def tools(chatconf: Path | None, guidellm: Path | None, aiperf: Path | None) -> list[Tool]:
