@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/bench_proxy.py [--streams 100 --events 60 --gap-ms 25 --rounds 2] [--record]
 
-One process (pinned to CPU 0, uvloop) runs both the upstream and the client: a raw asyncio HTTP server
-that answers every POST with an event stream of `--events` realistic chat chunks `--gap-ms` apart,
-stamping each chunk with `perf_counter_ns()` taken right before its write; and `--streams` concurrent
+One process (pinned to CPU 0, uvloop) runs both the upstream and the client: sse_upstream.Upstream, a raw
+asyncio HTTP server that answers every POST with an event stream of `--events` realistic chat chunks
+`--gap-ms` apart, stamping each chunk with `perf_counter_ns()` taken right before its write; and `--streams` concurrent
 raw-socket clients that note when each chunk arrives. Stream starts are spread over one gap, as real
 users' are. The proxy (`chatconf proxy`, a subprocess pinned to CPU 1) sits in between for the proxied
 rounds. Direct and proxied rounds alternate; per event, latency = arrival - write. The proxy's added
@@ -30,64 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_mock import pin
+from sse_upstream import STAMP, Upstream
 
 from conformance.stats import percentile
 
 PATH = b"/v1/chat/completions"
 BODY = (b'{"model":"qwen-plus","messages":[{"role":"user","content":"Who are you?"}],"stream":true,'
         b'"stream_options":{"include_usage":true}}')
-CREATED = int(time.time())
-CHUNK = ('{"id":"chatcmpl-3f1a2b4c-0000-4000-8000-000000000000","object":"chat.completion.chunk","created":'
-         + str(CREATED) + ',"model":"qwen-plus","system_fingerprint":null,"choices":[{"index":0,"delta":{%s},'
-         '"logprobs":null,"finish_reason":%s}],"usage":null}')
-RUNNING: set[asyncio.Future[None]] = set()
-STAMP = re.compile(rb'"content":"t(\d+)-(\d+)"')
-
-
-
-# -- the upstream: a stream of stamped events per request -----------------------------------------------
-
-class Upstream(asyncio.Protocol):
-    """Minimal HTTP/1.1 keep-alive server: any POST gets a chunked text/event-stream answer."""
-
-    events = 60
-    gap_s = 0.025
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
-        self.buf = b""
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        head_end = self.buf.find(b"\r\n\r\n")
-        if head_end < 0:
-            return
-        length = int(re.search(rb"(?i)content-length:\s*(\d+)", self.buf[:head_end]).group(1))  # type: ignore[union-attr]
-        if len(self.buf) < head_end + 4 + length:
-            return
-        self.buf = self.buf[head_end + 4 + length:]
-        task = asyncio.ensure_future(self.stream())
-        RUNNING.add(task)
-        task.add_done_callback(RUNNING.discard)
-
-    async def stream(self) -> None:
-        write = self.transport.write
-        write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
-              b"x-request-id: 3f1a2b4c-0000-4000-8000-000000000000\r\n\r\n")
-        for i in range(self.events):
-            if i:
-                await asyncio.sleep(self.gap_s)
-            if self.transport.is_closing():
-                return
-            delta = '"role":"assistant","content":"t%d-%d"' if i == 0 else '"content":"t%d-%d"'
-            finish = '"stop"' if i == self.events - 1 else "null"
-            event = ("data: " + CHUNK % (delta % (time.perf_counter_ns(), i), finish) + "\n\n").encode()
-            write(b"%x\r\n%s\r\n" % (len(event), event))
-        tail = (b'data: {"id":"chatcmpl-3f1a2b4c-0000-4000-8000-000000000000","object":"chat.completion.chunk",'
-                b'"created":%d,"model":"qwen-plus","system_fingerprint":null,"choices":[],"usage":'
-                b'{"prompt_tokens":12,"completion_tokens":%d,"total_tokens":%d}}\n\ndata: [DONE]\n\n'
-                % (CREATED, self.events, self.events + 12))
-        write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(tail), tail))
 
 
 # -- the client: arrival time of every stamped event ----------------------------------------------------
