@@ -43,9 +43,12 @@ SEND_INTERVAL = 1.0
 FLUSH_TIMEOUT = 15.0
 PROGRESS_INTERVAL = 2.0
 CHAT_PATH = "/chat/completions"
-# Finished streams waiting to be scored (metrics, conformance check, Locust events). Past this many
-# the generator is saturated and `run_one` scores them itself (back-pressure, bounded memory).
-SCORE_BACKLOG = 256
+# Events of finished streams waiting to be scored (metrics, conformance check, Locust events), about
+# 100 MB. Scoring waits for idle moments of the loop, between reads; past this budget the generator is
+# saturated and `run_one` scores one stream itself before its next request (back-pressure, bounded
+# memory). A count of streams was too small: answers of one length end together in a closed loop, and
+# hundreds of users each scoring inline in the same loop turn held every read back for 100+ ms.
+SCORE_BACKLOG_EVENTS = 200_000
 # A run whose first FAIL_FAST_N finished requests all failed the same way (same HTTP status and
 # error code, or same transport error) stops there instead of running its whole duration.
 FAIL_FAST_N = 20
@@ -147,6 +150,7 @@ class LoadRuntime:
         # Finished streams are scored by one greenlet when the event loop is idle, so the ~1 ms of
         # JSON parsing and rule checks per stream never runs while other streams' bytes wait.
         self._to_score: deque[tuple[Any, ...]] = deque()
+        self._backlog_events = 0
         self._score_wake = Event()
 
     # -- configuration --------------------------------------------------------------------
@@ -342,6 +346,7 @@ class LoadRuntime:
             self._budget_exhausted()
         self.monitor.start()
         self._to_score.clear()
+        self._backlog_events = 0
         self._spawn(self._score_loop)
         if self.is_worker:
             self._spawn(self._send_loop)
@@ -465,9 +470,10 @@ class LoadRuntime:
             if user.workload.sessions:  # the next turn carries this answer
                 user.workload.answered(answer_text(ex))
             self._to_score.append((ex, t_sched, user, plan.kind, t_wall))
+            self._backlog_events += _weight(ex)
             queued = True
             self._score_wake.set()
-            while len(self._to_score) > SCORE_BACKLOG:
+            if self._backlog_events > SCORE_BACKLOG_EVENTS:
                 self._score(self._to_score.popleft())
         finally:
             if not queued and self.budget is not None:
@@ -511,6 +517,7 @@ class LoadRuntime:
     def _score(self, item: tuple[Any, ...]) -> None:
         """Metrics, conformance check, sample and Locust events of one finished stream."""
         ex, t_sched, user, kind, t_wall = item
+        self._backlog_events -= _weight(ex)
         try:
             m = stream_metrics(ex, t_sched)
             violations = check_stream(ex, self.profile) if self.check else []
@@ -715,6 +722,11 @@ class LoadRuntime:
                 backlog=self.open_loop.backlog() if self.open_loop else None,
             )
             print(line, file=self.out, flush=True)
+
+
+def _weight(ex: Any) -> int:
+    """What a finished stream costs in the scoring backlog: its kept events (at least one)."""
+    return len(ex.events or ()) + 1
 
 
 def check_profile(name: str) -> None:
