@@ -24,11 +24,11 @@ from typing import Any
 
 from ..jsonutil import dumpb
 from ..profiles import Profile
-from ..recording import RecordingWriter
 from ..redact import SECRET_HEADERS, redact_text, register_secret
 from .capture import ExchangeCapture, is_chat_path
 from .findings import FindingsStore, findings_header
 from .forwarding import error_body, forwarded_headers, parse_upstream
+from .recorder import BackgroundRecorder
 from .upstream import UpstreamFailure, UpstreamPool, UpstreamResponse
 
 Scope = dict[str, Any]
@@ -62,13 +62,14 @@ class ProxyApp:
         self.config = config
         self.upstream = parse_upstream(config.upstream)
         self.findings = FindingsStore(config.fail_on, echo=echo)
-        self.recording = RecordingWriter(config.record, live=True) if config.record else None
+        self.recording = BackgroundRecorder(config.record) if config.record else None
         self.in_flight = 0
         self._entries = 0
         self._echo = echo
         self._pool = UpstreamPool(self.upstream.scheme, self.upstream.host, self.upstream.port)
 
     def close(self) -> None:
+        """Drop idle upstream connections; write what the recording still holds and close it."""
         self._pool.close()
         if self.recording is not None:
             self.recording.close()
@@ -96,8 +97,13 @@ class ProxyApp:
         elif path == "/_proxy/findings":
             await _answer(send, 200, dumpb(self.findings.snapshot()))
         else:
-            await _answer(send, 200, dumpb({"status": "ok", "upstream": redact_text(self.config.upstream),
-                                            "exchanges": self.findings.exchanges, "in_flight": self.in_flight}))
+            health: dict[str, Any] = {"status": "ok", "upstream": redact_text(self.config.upstream),
+                                      "exchanges": self.findings.exchanges, "in_flight": self.in_flight}
+            if self.recording is not None:
+                rec = self.recording
+                health["recording"] = {"queued": rec.queued, "written": rec.written, "waits": rec.waits,
+                                       "error": str(rec.error) if rec.error else None}
+            await _answer(send, 200, dumpb(health))
 
     # -- forwarding ----------------------------------------------------------------------------------
 
@@ -196,12 +202,13 @@ class ProxyApp:
     def _done(self, capture: ExchangeCapture, method: str, path: str, *, transport_error: str | None = None,
               client_gone: bool = False) -> list[Any]:
         """Check, record and report one finished exchange; returns its findings at the --fail-on level.
-        Runs without an await, so entries are numbered in the order lines reach the recording."""
+        Runs without an await, so entries are numbered in the order lines reach the recording (the
+        recorder's queue is FIFO, its one thread writes them in that order)."""
         entry = self._entries
         self._entries += 1
         violations = capture.finish(transport_error, entry=entry, client_gone=client_gone)
         if self.recording is not None:
-            self.recording.write(capture.ex)
+            self.recording.put(capture.ex)
         return self.findings.add(violations, method=method, path=path, status=capture.ex.status, entry=entry)
 
 
