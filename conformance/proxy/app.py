@@ -18,6 +18,7 @@ a 502 with an error envelope; the proxy itself keeps serving.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -124,7 +125,7 @@ class ProxyApp:
         capture = None
         if is_chat_path(scope["path"]):
             capture = ExchangeCapture(self.config.profile, method=method, url=url, source=self.config.upstream,
-                                      headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
+                                      headers=_text(headers),
                                       body=body)
         if capture is not None:
             capture.sent()
@@ -145,33 +146,41 @@ class ProxyApp:
     async def _relay(self, response: UpstreamResponse, capture: ExchangeCapture | None, method: str, scope: Scope,
                      receive: Receive, send: Send) -> None:
         status = response.status
+        headers_ns = time.perf_counter_ns()
         headers = forwarded_headers(response.headers, request=False)
-        if capture is not None:
-            capture.response(status, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers])
-        buffer = capture is not None and capture.ex.events is None
-        if buffer:
-            complete = await self._relay_checked(response, capture, method, scope, headers, send)  # type: ignore[arg-type]
-            if complete:
+        setup = capture is not None   # capture.response() still to run: after the first event went out
+        if capture is not None and not capture.streams(status, headers):
+            capture.response(status, _text(headers), t_ns=headers_ns)
+            setup = False
+            if await self._relay_checked(response, capture, method, scope, headers, send):
                 return
         else:
             await send({"type": "http.response.start", "status": status, "headers": headers})
-        disconnect = asyncio.ensure_future(receive())  # http.disconnect is the only message left
+        disconnect: asyncio.Future[Any] | None = None   # http.disconnect is the only message left
         error: str | None = None
         try:
             async for chunk in response.chunks():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if capture is not None:
+                    if setup:
+                        capture.response(status, _text(headers), t_ns=headers_ns)
+                        setup = False
                     capture.chunk(chunk)
-                if disconnect.done():
+                if disconnect is None:
+                    disconnect = asyncio.ensure_future(receive())
+                elif disconnect.done():
                     if capture is not None:
                         self._done(capture, method, scope["path"], client_gone=True)
                     return
         except UpstreamFailure as exc:
             error = redact_text(exc.message)
         finally:
-            disconnect.cancel()
+            if disconnect is not None:
+                disconnect.cancel()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         if capture is not None:
+            if setup:
+                capture.response(status, _text(headers), t_ns=headers_ns)
             self._done(capture, method, scope["path"], transport_error=error)
 
     async def _relay_checked(self, response: UpstreamResponse, capture: ExchangeCapture, method: str, scope: Scope,
@@ -210,6 +219,10 @@ class ProxyApp:
         if self.recording is not None:
             self.recording.put(capture.ex)
         return self.findings.add(violations, method=method, path=path, status=capture.ex.status, entry=entry)
+
+
+def _text(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
 
 
 async def _read_body(receive: Receive) -> bytes | None:

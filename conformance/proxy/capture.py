@@ -73,9 +73,21 @@ class ExchangeCapture:
         self.ex.t_send_ns = time.perf_counter_ns()
         self.ex.sent_at = time.time()
 
-    def response(self, status: int, headers: list[tuple[str, str]]) -> None:
+    def streams(self, status: int, raw_headers: Iterable[tuple[bytes, bytes]]) -> bool:
+        """Whether an answer is checked event by event as it is relayed (else it is checked whole),
+        decided from the raw headers before `response` does the rest of the setup: the proxy forwards
+        a stream's first event before that setup runs."""
+        types = [value.decode("latin-1") for name, value in raw_headers if name.lower() == b"content-type"]
+        return self._streams(status, ", ".join(types).split(";", 1)[0].strip().lower())
+
+    def _streams(self, status: int, content_type: str) -> bool:
+        request = self.ex.request
+        return status < 400 and (content_type == "text/event-stream" or (request is not None and request.is_stream))
+
+    def response(self, status: int, headers: list[tuple[str, str]], *, t_ns: int | None = None) -> None:
+        """The answer's status and headers, which arrived at `t_ns` (perf_counter_ns; default now)."""
         ex = self.ex
-        ex.t_headers_ns = time.perf_counter_ns()
+        ex.t_headers_ns = t_ns or time.perf_counter_ns()
         ex.status = status
         ex.headers = make_headers(headers)
         encoding = ex.headers.get("content-encoding", "identity").strip().lower()
@@ -84,8 +96,7 @@ class ExchangeCapture:
         elif encoding != "identity":
             self._stop(f"response content-encoding {encoding!r} is not decoded by the proxy: "
                        "the answer was not checked")
-        wants_stream = ex.request is not None and ex.request.is_stream
-        if status < 400 and (ex.content_type == "text/event-stream" or wants_stream):
+        if self._streams(status, ex.content_type):
             ex.events = []
             self._decoder = SSEDecoder()
             self._checker = StreamChecker(self.profile, ex.request.body if ex.request else None,
