@@ -3,8 +3,11 @@
 Every request outside `/_proxy/` goes to the upstream unchanged (method, path under the upstream's
 base path, raw query, body, headers minus the connection-specific ones); the answer comes back the
 same way. Event streams are relayed chunk by chunk: each chunk is written to the client before the
-proxy looks at it. Non-stream answers to chat requests are read whole first, so their findings can
-ride along in an `x-chatconf-findings` header; that is the only buffering the proxy does.
+proxy looks at it, and is checked only once every stream woken in the same loop turn has written its
+own (`_check_later`), so 100 streams' events arriving together are not each held up by the others'
+checks; a finished stream's exchange is checked, reported and recorded the same way. Non-stream
+answers to chat requests are read whole first, so their findings can ride along in an
+`x-chatconf-findings` header; that is the only buffering the proxy does.
 
 Chat Completions round trips are checked with the rules of `chatconf validate` (see capture.py),
 their findings go to the FindingsStore (console, `GET /_proxy/findings`) and the exchange to the
@@ -21,6 +24,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ..jsonutil import dumpb
@@ -68,6 +72,8 @@ class ProxyApp:
         self._entries = 0
         self._echo = echo
         self._pool = UpstreamPool(self.upstream.scheme, self.upstream.host, self.upstream.port)
+        self._due: list[ExchangeCapture] = []   # captures holding chunks to check, in the order they came
+        self._drain_soon = False
 
     def close(self) -> None:
         """Drop idle upstream connections; write what the recording still holds and close it."""
@@ -148,29 +154,26 @@ class ProxyApp:
         status = response.status
         headers_ns = time.perf_counter_ns()
         headers = forwarded_headers(response.headers, request=False)
-        setup = capture is not None   # capture.response() still to run: after the first event went out
         if capture is not None and not capture.streams(status, headers):
             capture.response(status, _text(headers), t_ns=headers_ns)
-            setup = False
             if await self._relay_checked(response, capture, method, scope, headers, send):
                 return
         else:
             await send({"type": "http.response.start", "status": status, "headers": headers})
+            if capture is not None:
+                capture.response_later(status, _text(headers), headers_ns)
         disconnect: asyncio.Future[Any] | None = None   # http.disconnect is the only message left
         error: str | None = None
         try:
             async for chunk in response.chunks():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if capture is not None:
-                    if setup:
-                        capture.response(status, _text(headers), t_ns=headers_ns)
-                        setup = False
-                    capture.chunk(chunk)
+                    self._check_later(capture, chunk)
                 if disconnect is None:
                     disconnect = asyncio.ensure_future(receive())
                 elif disconnect.done():
                     if capture is not None:
-                        self._done(capture, method, scope["path"], client_gone=True)
+                        self._done_later(capture, method, scope["path"], client_gone=True)
                     return
         except UpstreamFailure as exc:
             error = redact_text(exc.message)
@@ -179,9 +182,27 @@ class ProxyApp:
                 disconnect.cancel()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         if capture is not None:
-            if setup:
-                capture.response(status, _text(headers), t_ns=headers_ns)
-            self._done(capture, method, scope["path"], transport_error=error)
+            self._done_later(capture, method, scope["path"], transport_error=error)
+
+    def _check_later(self, capture: ExchangeCapture, chunk: bytes) -> None:
+        """Check a forwarded chunk after this loop turn's other writes (`_drain`)."""
+        if capture.later(chunk, time.perf_counter_ns()):
+            self._due.append(capture)
+            if not self._drain_soon:
+                self._drain_soon = True
+                asyncio.get_running_loop().call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._drain_soon = False
+        due, self._due = self._due, []
+        for capture in due:
+            capture.drain()
+
+    def _done_later(self, capture: ExchangeCapture, method: str, path: str, *, transport_error: str | None = None,
+                    client_gone: bool = False) -> None:
+        """`_done` after this loop turn's writes; call_soon keeps the order streams ended in."""
+        asyncio.get_running_loop().call_soon(partial(self._done, capture, method, path,
+                                                     transport_error=transport_error, client_gone=client_gone))
 
     async def _relay_checked(self, response: UpstreamResponse, capture: ExchangeCapture, method: str, scope: Scope,
                              headers: list[tuple[bytes, bytes]], send: Send) -> bool:

@@ -1,12 +1,14 @@
 """One proxied round trip becoming the `Exchange` that `chatconf validate` would build from its capture.
 
 The proxy hands over each chunk *after* it went to the client, so checking never delays the bytes the
-client waits for. A 2xx event stream is decoded by the shared SSE decoder and each event goes through
-the `StreamChecker` as it arrives (the cost is spread over the stream instead of landing on the event
-loop at its end); anything else is checked once, when it is complete, by `validate.check`. Both give
-the findings `chatconf validate` gives for the recorded line: request rules via `request_findings`,
-then the stream rules of `check_exchange` (for a 2xx stream that is one StreamChecker pass, which is
-what this class runs incrementally).
+client waits for: `later` keeps a forwarded chunk (and `response_later` the answer's head) until the
+proxy calls `drain`, once every stream woken in the same loop turn has written its own. A 2xx event
+stream is decoded by the shared SSE decoder and each event goes through the `StreamChecker` as it
+arrives (the cost is spread over the stream instead of landing on the event loop at its end);
+anything else is checked once, when it is complete, by `validate.check`. Both give the findings
+`chatconf validate` gives for the recorded line: request rules via `request_findings`, then the
+stream rules of `check_exchange` (for a 2xx stream that is one StreamChecker pass, which is what this
+class runs incrementally).
 
 Memory is bounded per exchange: past `max_bytes` the rest is forwarded but no longer captured, and the
 exchange is noted as unchecked beyond that point.
@@ -66,6 +68,8 @@ class ExchangeCapture:
         self._inflate: _Inflate | None = None
         self._captured = 0
         self._checked = True
+        self._pending: list[tuple[bytes, int]] = []
+        self._head: tuple[int, list[tuple[str, str]], int] | None = None
 
     # -- the round trip, as it happens ----------------------------------------------------------------
 
@@ -102,7 +106,25 @@ class ExchangeCapture:
             self._checker = StreamChecker(self.profile, ex.request.body if ex.request else None,
                                           headers=ex.headers, sent_at=ex.sent_at)
 
-    def chunk(self, data: bytes) -> None:
+    def response_later(self, status: int, headers: list[tuple[str, str]], t_ns: int) -> None:
+        """`response`, run by the next `drain` (or `finish`)."""
+        self._head = (status, headers, t_ns)
+
+    def later(self, data: bytes, t_ns: int) -> bool:
+        """`chunk` (arrived at `t_ns`), run by the next `drain`; True when nothing else was waiting."""
+        self._pending.append((data, t_ns))
+        return len(self._pending) == 1
+
+    def drain(self) -> None:
+        """Check what `response_later` and `later` kept, in arrival order."""
+        if self._head is not None:
+            head, self._head = self._head, None
+            self.response(head[0], head[1], t_ns=head[2])
+        pending, self._pending = self._pending, []
+        for data, t_ns in pending:
+            self.chunk(data, t_ns)
+
+    def chunk(self, data: bytes, t_ns: int | None = None) -> None:
         """A chunk the client already has. Never raises: a capture problem becomes a note."""
         if not self._checked or not data:
             return
@@ -116,7 +138,7 @@ class ExchangeCapture:
             if self._decoder is None:
                 self._body += data
                 return
-            self._events(self._decoder.feed(data, time.perf_counter_ns()))
+            self._events(self._decoder.feed(data, t_ns or time.perf_counter_ns()))
         except (zlib.error, SSEError) as exc:
             self._stop(f"answer could not be decoded for checking ({exc}): it was forwarded unchecked")
 
@@ -139,6 +161,7 @@ class ExchangeCapture:
 
         `client_gone`: the client hung up first and the proxy stopped forwarding; the answer is
         incomplete through no fault of the upstream, so only what was seen so far is judged."""
+        self.drain()
         ex = self.ex
         ex.entry = entry
         ex.t_end_ns = time.perf_counter_ns()
