@@ -325,3 +325,25 @@ def test_a_full_recording_queue_waits_instead_of_dropping(tmp_path: Path, monkey
     assert [line["entry"] for line in _lines(tmp_path / "slow.jsonl")] == list(range(40))
     with pytest.raises(ValueError):
         recorder.put(Exchange(status=200))
+
+
+def test_upstream_silence_beyond_the_idle_timeout_ends_the_stream_and_is_a_finding() -> None:
+    body = {"model": "qwen-plus", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    results = {}
+    with HostileServer("paced") as upstream:   # one event, 300 ms of silence, three more
+        for idle in ("0.1", "0.5"):
+            proxy = ProxyProcess("--upstream", upstream.base_url, "--idle-timeout", idle)
+            try:
+                t0 = time.monotonic()
+                with httpx.stream("POST", proxy.url + "/chat/completions", json=body, timeout=10) as resp:
+                    events = [line for line in resp.iter_lines() if line.startswith("data:")]
+                results[idle] = (events, time.monotonic() - t0, proxy.findings())
+            finally:
+                proxy.stop()
+    events, took, found = results["0.1"]
+    assert len(events) == 1 and took < 0.29, (events, took)
+    assert found["by_rule"]["transport.complete"] == 1, found
+    assert any("nothing for 0.1 s" in f["message"] for f in found["recent"]), found
+    events, took, found = results["0.5"]   # pauses shorter than the idle timeout are not cut
+    assert len(events) == 4 and events[-1] == "data: [DONE]", events
+    assert found["exchanges"] == 1 and found["findings"] == 0, found
