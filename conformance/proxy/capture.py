@@ -19,14 +19,13 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Iterable
-from typing import Any
 
 from ..client import decode_body, try_json
 from ..exchange import Exchange, HTTPRequest, make_headers
 from ..profiles import Profile
 from ..rules import StreamChecker
 from ..rules.base import Violation
-from ..sse import SSEDecoder, SSEError
+from ..sse import SSEDecoder, SSEError, SSEEvent
 from ..validate import check, request_findings
 
 MAX_CAPTURE_BYTES = 64 * 1024 * 1024
@@ -142,11 +141,16 @@ class ExchangeCapture:
         except (zlib.error, SSEError) as exc:
             self._stop(f"answer could not be decoded for checking ({exc}): it was forwarded unchecked")
 
-    def _events(self, events: list[Any]) -> None:
+    def _events(self, events: list[SSEEvent]) -> None:
+        """Check each event, then keep a copy without its parsed JSON (the checker is done with it):
+        one GC-tracked object kept per event instead of four, so the young-generation collections
+        that stop the event loop for milliseconds come a quarter as often."""
         assert self.ex.events is not None and self._checker is not None
+        kept = self.ex.events
         for ev in events:
-            self.ex.events.append(ev)  # type: ignore[union-attr]
             self._stream_findings.extend(self._checker.feed(ev))
+            kept.append(SSEEvent(ev.data, event=ev.event, id=ev.id, retry=ev.retry, t_ns=ev.t_ns,  # type: ignore[union-attr]
+                                 index=ev.index, terminated=ev.terminated, not_utf8=ev.not_utf8))
 
     def _stop(self, note: str) -> None:
         if self._checked:
