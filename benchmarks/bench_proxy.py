@@ -206,6 +206,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def preemptions(pid: int) -> int:
+    """Times the process was switched out while it still wanted the CPU (Linux /proc): another
+    process on its core ran instead, whatever the proxy had in hand waited."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("nonvoluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    return 0
+
+
 def ms(ns: float) -> str:
     return f"{ns / 1e6:7.3f}"
 
@@ -224,13 +233,15 @@ async def bench(args: argparse.Namespace) -> int:
             proxied: list[tuple[int, int]] = []
             complete = {"direct": 0, "proxied": 0}
             proxy_cpu = proxy_wall = 0.0
+            preempted = 0
             for _ in range(args.rounds):
                 lat, ok = await round_of(upstream_port, PATH, args.streams, Upstream.gap_s)
                 direct += lat
                 complete["direct"] += ok
-                cpu0, wall0 = cpu_seconds(proxy.pid), time.perf_counter()
+                cpu0, wall0, pre0 = cpu_seconds(proxy.pid), time.perf_counter(), preemptions(proxy.pid)
                 lat, ok = await round_of(proxy_port, PATH, args.streams, Upstream.gap_s)
                 proxy_cpu += cpu_seconds(proxy.pid) - cpu0
+                preempted += preemptions(proxy.pid) - pre0
                 proxy_wall += time.perf_counter() - wall0
                 proxied += lat
                 complete["proxied"] += ok
@@ -245,7 +256,8 @@ async def bench(args: argparse.Namespace) -> int:
           + (f"; proxy recording ({lines} lines)" if record else "")
           + ("; FLOOR: a do-nothing relay in the proxy's place" if args.floor else ""))
     print(f"completed streams: direct {complete['direct']}/{expected}, proxied {complete['proxied']}/{expected}; "
-          f"proxy CPU {proxy_cpu / proxy_wall:.0%} of one core, {proxy_cpu / len(proxied) * 1e6:.0f} µs per event")
+          f"proxy CPU {proxy_cpu / proxy_wall:.0%} of one core, {proxy_cpu / len(proxied) * 1e6:.0f} µs per event, "
+          f"preempted {preempted} time(s); load average {os.getloadavg()[0]:.2f}")
     print("per-event latency (write -> arrival), ms:     p50      p90      p99    p99.9      max")
     added: list[float] = []
     for label, keep in (("all events", lambda i: True), ("first event", lambda i: i == 0),
