@@ -246,7 +246,10 @@ async def bench(args: argparse.Namespace) -> int:
                 proxied += lat
                 complete["proxied"] += ok
         finally:
-            proxy.send_signal(signal.SIGINT)
+            if args.floor:
+                proxy.kill()   # nothing to write out (and a shell's background job ignores SIGINT)
+            else:
+                proxy.send_signal(signal.SIGINT)
             proxy.wait(10)
         lines = len(Path(record).read_text().splitlines()) if record else None
     server.close()
