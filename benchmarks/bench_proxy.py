@@ -10,12 +10,18 @@ users' are. The proxy (`chatconf proxy`, a subprocess pinned to CPU 1) sits in b
 rounds. Direct and proxied rounds alternate; per event, latency = arrival - write. The proxy's added
 latency is the difference of the two distributions at p50 and p99 (events cannot be paired across
 rounds). The proxy validates every stream as it does for users (`--record` also writes the recording).
+
+`--floor` puts a do-nothing relay in the proxy's place instead (same CPU, same uvloop): an asyncio
+protocol that writes every byte it reads to the other side at once, with no HTTP parsing, checking
+or recording. What it adds is the cost of one more Python process hop on this machine, the floor
+under anything `chatconf proxy` can reach.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -78,12 +84,63 @@ async def round_of(port: int, path: bytes, streams: int, gap_s: float) -> tuple[
     return latencies, sum(results)
 
 
-def start_proxy(upstream_port: int, record: str | None, cpu: int) -> tuple[subprocess.Popen[str], int]:
+# -- the floor: a relay that does nothing but copy bytes --------------------------------------------------
+
+class _Relay(asyncio.Protocol):
+    """One side of a relayed connection: what it reads is written to `peer` at once."""
+
+    def __init__(self, peer: asyncio.Transport | None = None):
+        self.peer = peer
+        self.early: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is None:
+            self.early.append(data)
+        else:
+            self.peer.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None:
+            self.peer.close()
+
+
+class _RelayClient(_Relay):
+    """The client side: once accepted, it connects to the upstream and relays to it."""
+
+    upstream_port = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        task = asyncio.ensure_future(self.connect())
+        RUNNING.add(task)
+        task.add_done_callback(RUNNING.discard)
+
+    async def connect(self) -> None:
+        _, upstream = await asyncio.get_running_loop().create_connection(
+            lambda: _Relay(self.transport), "127.0.0.1", self.upstream_port)
+        self.peer = upstream.transport
+        for data in self.early:
+            upstream.transport.write(data)
+
+
+async def floor_relay(upstream_port: int) -> None:
+    _RelayClient.upstream_port = upstream_port
+    server = await asyncio.get_running_loop().create_server(_RelayClient, "127.0.0.1", 0, backlog=4096)
+    print(f"floor relay: listening on http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
+    await asyncio.Event().wait()
+
+
+def start_proxy(upstream_port: int, record: str | None, cpu: int,
+                floor: bool = False) -> tuple[subprocess.Popen[str], int]:
     extra = ["--record", record] if record else []
     profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
-    proc = subprocess.Popen([sys.executable, *profile, "-m", "conformance.cli", "proxy", "--port", "0", "--upstream",
-                             f"http://127.0.0.1:{upstream_port}", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    command = [__file__, "--floor-relay", str(upstream_port)] if floor else [
+        *profile, "-m", "conformance.cli", "proxy", "--port", "0", "--upstream", f"http://127.0.0.1:{upstream_port}",
+        *extra]
+    proc = subprocess.Popen([sys.executable, *command], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     pin(proc.pid, cpu)
     line = proc.stdout.readline() if proc.stdout else ""
     match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
@@ -98,6 +155,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def preemptions(pid: int) -> int:
+    """Times the process was switched out while it still wanted the CPU (Linux /proc): another
+    process on its core ran instead, whatever the proxy had in hand waited."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("nonvoluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    return 0
+
+
 def ms(ns: float) -> str:
     return f"{ns / 1e6:7.3f}"
 
@@ -108,7 +174,7 @@ async def bench(args: argparse.Namespace) -> int:
     upstream_port = server.sockets[0].getsockname()[1]
     with tempfile.TemporaryDirectory() as tmp:
         record = os.path.join(tmp, "bench.jsonl") if args.record else None
-        proxy, proxy_port = start_proxy(upstream_port, record, args.proxy_cpu)
+        proxy, proxy_port = start_proxy(upstream_port, record, args.proxy_cpu, args.floor)
         try:
             await round_of(proxy_port, PATH, min(10, args.streams), Upstream.gap_s)   # warm-up both paths
             await round_of(upstream_port, PATH, min(10, args.streams), Upstream.gap_s)
@@ -116,27 +182,34 @@ async def bench(args: argparse.Namespace) -> int:
             proxied: list[tuple[int, int]] = []
             complete = {"direct": 0, "proxied": 0}
             proxy_cpu = proxy_wall = 0.0
+            preempted = 0
             for _ in range(args.rounds):
                 lat, ok = await round_of(upstream_port, PATH, args.streams, Upstream.gap_s)
                 direct += lat
                 complete["direct"] += ok
-                cpu0, wall0 = cpu_seconds(proxy.pid), time.perf_counter()
+                cpu0, wall0, pre0 = cpu_seconds(proxy.pid), time.perf_counter(), preemptions(proxy.pid)
                 lat, ok = await round_of(proxy_port, PATH, args.streams, Upstream.gap_s)
                 proxy_cpu += cpu_seconds(proxy.pid) - cpu0
+                preempted += preemptions(proxy.pid) - pre0
                 proxy_wall += time.perf_counter() - wall0
                 proxied += lat
                 complete["proxied"] += ok
         finally:
-            proxy.send_signal(signal.SIGINT)
+            if args.floor:
+                proxy.kill()   # nothing to write out (and a shell's background job ignores SIGINT)
+            else:
+                proxy.send_signal(signal.SIGINT)
             proxy.wait(10)
         lines = len(Path(record).read_text().splitlines()) if record else None
     server.close()
     expected = args.rounds * args.streams
     print(f"{args.streams} concurrent streams x {args.events} events, {args.gap_ms:g} ms apart "
           f"({args.streams / Upstream.gap_s:,.0f} events/s), {args.rounds} round(s) each"
-          + (f"; proxy recording ({lines} lines)" if record else ""))
+          + (f"; proxy recording ({lines} lines)" if record else "")
+          + ("; FLOOR: a do-nothing relay in the proxy's place" if args.floor else ""))
     print(f"completed streams: direct {complete['direct']}/{expected}, proxied {complete['proxied']}/{expected}; "
-          f"proxy CPU {proxy_cpu / proxy_wall:.0%} of one core, {proxy_cpu / len(proxied) * 1e6:.0f} µs per event")
+          f"proxy CPU {proxy_cpu / proxy_wall:.0%} of one core, {proxy_cpu / len(proxied) * 1e6:.0f} µs per event, "
+          f"preempted {preempted} time(s); load average {os.getloadavg()[0]:.2f}")
     print("per-event latency (write -> arrival), ms:     p50      p90      p99    p99.9      max")
     added: list[float] = []
     for label, keep in (("all events", lambda i: True), ("first event", lambda i: i == 0),
@@ -162,12 +235,20 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--record", action="store_true", help="the proxy also writes a recording")
     parser.add_argument("--proxy-cpu", type=int, default=1, help="CPU the proxy is pinned to (client and upstream: 0)")
+    parser.add_argument("--floor", action="store_true", help="measure a do-nothing relay instead of the proxy")
+    parser.add_argument("--floor-relay", type=int, metavar="PORT", help=argparse.SUPPRESS)   # the relay child
     args = parser.parse_args()
     try:
         import uvloop
         uvloop.install()
     except ImportError:
         pass
+    if args.floor_relay:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(floor_relay(args.floor_relay))
+        return 0
+    if args.floor and args.record:
+        parser.error("--floor relays bytes only: it has no recording")
     pin(0, 0)
     return asyncio.run(bench(args))
 

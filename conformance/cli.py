@@ -56,8 +56,8 @@ _EXITS = {
             "4 a report could not be written; 130 interrupted (reports marked partial)",
     "mock": "0 stopped by Ctrl-C; 2 usage error (bad flag, port in use); 3 internal error",
     "report": "0 written; 2 usage error or unreadable summary; 3 internal error",
-    "proxy": "on Ctrl-C: 0 no finding at the --fail-on level was seen, 1 one was; 2 usage error (bad --upstream, "
-             "port in use, unwritable --record); 3 internal error",
+    "proxy": "on Ctrl-C or SIGTERM: 0 no finding at the --fail-on level was seen, 1 one was; 2 usage error "
+             "(bad --upstream, port in use, unwritable --record); 3 internal error",
 }
 _EXAMPLES = {
     "run": ["chatconf run", "chatconf run --region singapore --model qwen-plus --report-dir reports/sg",

@@ -6,6 +6,7 @@ broken upstreams must give the client a 502 envelope while the proxy keeps servi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -20,7 +21,9 @@ import httpx
 import openai
 import pytest
 
+from conformance.exchange import Exchange
 from conformance.mock import MockConfig, MockServer
+from conformance.proxy.recorder import BackgroundRecorder
 from tests.hostile_server import HostileServer
 from tests.test_mock_clients import SEED_TOOLS
 
@@ -46,6 +49,15 @@ class ProxyProcess:
 
     def findings(self) -> dict[str, Any]:
         return httpx.get(self.url + "/_proxy/findings", timeout=5).json()
+
+    def recorded(self, lines: int) -> int:
+        """Lines in the recording once its writer thread has caught up with `lines` (5 s at most)."""
+        deadline = time.monotonic() + 5
+        while True:
+            written = httpx.get(self.url + "/_proxy/health", timeout=5).json()["recording"]["written"]
+            if written >= lines or time.monotonic() > deadline:
+                return written
+            time.sleep(0.02)
 
     def stop(self) -> tuple[int, str, str]:
         """Ctrl-C; (exit code, everything it printed on stdout, stderr)."""
@@ -115,7 +127,8 @@ def test_sdk_examples_work_unchanged_and_the_recording_validates(recorded: Any, 
     assert names == ["get_current_weather", "get_current_time"]
     found = proxy.findings()
     assert found["exchanges"] == 5 and found["findings"] == 0, found
-    assert len(record.read_text().splitlines()) == 5
+    assert proxy.recorded(5) == 5
+    assert len(record.read_text().splitlines()) == 5   # live: readable while the proxy runs
     check = subprocess.run([sys.executable, "-m", "conformance.cli", "validate", str(record)],
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -228,3 +241,109 @@ def test_refused_upstream_is_a_502_and_bad_flags_are_exit_2() -> None:
         run = subprocess.run([sys.executable, "-m", "conformance.cli", "proxy", *bad],
                              capture_output=True, text=True, timeout=30)
         assert run.returncode == 2 and len(run.stderr.splitlines()) == 1 and "Traceback" not in run.stderr, run.stderr
+
+
+async def _streams(url: str, count: int, key: str) -> list[str]:
+    """`count` concurrent streamed chat requests; the text of each answer."""
+    body = {"model": "qwen-plus", "messages": [{"role": "user", "content": "Who are you?"}], "stream": True}
+    limits = httpx.Limits(max_connections=count)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits,
+                                 headers={"authorization": f"Bearer {key}"}) as client:
+        async def one() -> str:
+            async with client.stream("POST", "/chat/completions", json=body) as resp:
+                return (await resp.aread()).decode()
+        return await asyncio.gather(*(one() for _ in range(count)))
+
+
+def _lines(record: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in record.read_text().splitlines()]
+
+
+def test_a_burst_of_streams_then_sigterm_leaves_a_complete_ordered_recording(mock: MockServer,
+                                                                            tmp_path: Path) -> None:
+    record = tmp_path / "burst.jsonl"
+    proxy = ProxyProcess("--upstream", mock.base_url, "--record", str(record))
+    try:
+        answers = asyncio.run(_streams(proxy.url, 100, KEY))
+        found = proxy.findings()
+    finally:
+        proxy.proc.send_signal(signal.SIGTERM)   # the recording thread may still hold lines
+        rc, out, err = proxy.stop()
+    assert all(a.rstrip().endswith("data: [DONE]") for a in answers)
+    assert found["exchanges"] == 100 and found["findings"] == 0, found
+    assert rc == 0, err
+    assert "100 checked exchange(s)" in err and "100 line(s) recorded" in err, err
+    lines = _lines(record)
+    assert [line["entry"] for line in lines] == list(range(100))
+    assert all(line["response"]["events"][-1]["data"] == "[DONE]" for line in lines)
+    assert all(line["request"]["headers"]["authorization"] == "Bearer [REDACTED]" for line in lines)
+    text = record.read_text() + out + err
+    assert KEY not in text and KEY[3:] not in text
+
+
+def test_sigterm_lets_streams_in_flight_finish_and_records_them(mock: MockServer, tmp_path: Path) -> None:
+    record = tmp_path / "term.jsonl"
+    proxy = ProxyProcess("--upstream", mock.url_for("singapore"), "--record", str(record))   # ~1 s per stream
+
+    def terminate_when_busy() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if httpx.get(proxy.url + "/_proxy/health", timeout=5).json()["in_flight"] == 20:
+                break
+            time.sleep(0.01)
+        proxy.proc.send_signal(signal.SIGTERM)
+
+    killer = threading.Thread(target=terminate_when_busy)
+    killer.start()
+    try:
+        answers = asyncio.run(_streams(proxy.url, 20, KEY))
+    finally:
+        killer.join()
+        rc, out, err = proxy.stop()
+    assert all(a.rstrip().endswith("data: [DONE]") for a in answers)   # the shutdown waited for them
+    assert rc == 0 and "20 line(s) recorded" in err, err
+    lines = _lines(record)
+    assert [line["entry"] for line in lines] == list(range(20))
+    assert all(line["response"]["events"][-1]["data"] == "[DONE]" for line in lines)
+    assert KEY not in record.read_text() + out + err
+
+
+def test_a_full_recording_queue_waits_instead_of_dropping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = BackgroundRecorder(tmp_path / "slow.jsonl", max_pending=2)
+    write = recorder._writer.write
+
+    def slow_write(ex: Exchange) -> None:
+        time.sleep(0.005)   # a disk that cannot keep up
+        write(ex)
+
+    monkeypatch.setattr(recorder._writer, "write", slow_write)
+    for entry in range(40):
+        recorder.put(Exchange(status=200, entry=entry, body={"n": entry}))
+    recorder.close()
+    assert recorder.waits > 0 and recorder.wait_s > 0
+    assert recorder.queued == recorder.written == 40
+    assert [line["entry"] for line in _lines(tmp_path / "slow.jsonl")] == list(range(40))
+    with pytest.raises(ValueError):
+        recorder.put(Exchange(status=200))
+
+
+def test_upstream_silence_beyond_the_idle_timeout_ends_the_stream_and_is_a_finding() -> None:
+    body = {"model": "qwen-plus", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    results = {}
+    with HostileServer("paced") as upstream:   # one event, 300 ms of silence, three more
+        for idle in ("0.1", "0.5"):
+            proxy = ProxyProcess("--upstream", upstream.base_url, "--idle-timeout", idle)
+            try:
+                t0 = time.monotonic()
+                with httpx.stream("POST", proxy.url + "/chat/completions", json=body, timeout=10) as resp:
+                    events = [line for line in resp.iter_lines() if line.startswith("data:")]
+                results[idle] = (events, time.monotonic() - t0, proxy.findings())
+            finally:
+                proxy.stop()
+    events, took, found = results["0.1"]
+    assert len(events) == 1 and took < 0.29, (events, took)
+    assert found["by_rule"]["transport.complete"] == 1, found
+    assert any("nothing for 0.1 s" in f["message"] for f in found["recent"]), found
+    events, took, found = results["0.5"]   # pauses shorter than the idle timeout are not cut
+    assert len(events) == 4 and events[-1] == "data: [DONE]", events
+    assert found["exchanges"] == 1 and found["findings"] == 0, found

@@ -1,14 +1,18 @@
 """`chatconf proxy --upstream URL`: serve the validating, recording reverse proxy until Ctrl-C.
 
 Flags are checked before anything listens (bad --upstream, port in use, unwritable --record: exit 2,
-one line). On Ctrl-C the exit code says whether findings at the --fail-on level were seen (1) or not
-(0), so a CI job can run an app's tests through the proxy and fail on what it saw.
+one line). On Ctrl-C or SIGTERM (a service manager, `docker stop`) the proxy lets the answers in
+flight finish, writes the rest of its recording and closes it; the exit code says whether findings at
+the --fail-on level were seen (1) or not (0), so a CI job can run an app's tests through the proxy
+and fail on what it saw.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from types import FrameType
 
 from ..errors import UsageError
 
@@ -49,14 +53,31 @@ def main(args: argparse.Namespace) -> int:
           flush=True)
     server = uvicorn_server(app, date_header=False)
     prepare_process()
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again with the handler found at start:
+    # the default one would kill the process before the recording is written out and closed.
+    signal.signal(signal.SIGTERM, _interrupt)
+    # The recording thread holds the GIL while it redacts a line; the loop gets it back within 0.2 ms
+    # instead of the default 5 ms, which would show as 5 ms added to events while exchanges are written.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
         serve(server, sock)
     finally:
         app.close()
     store = app.findings
+    rec = app.recording
+    recorded = "" if rec is None else f"; {rec.written} line(s) recorded" + (
+        f" (exchanges waited {rec.waits} time(s), {rec.wait_s:.3f} s in all, for the recording to catch up)"
+        if rec.waits else "")
     print(f"chatconf proxy: stopped after {store.exchanges} checked exchange(s): {store.total} finding(s), "
-          f"{store.failing} at the --fail-on {store.fail_on} level", file=sys.stderr, flush=True)
+          f"{store.failing} at the --fail-on {store.fail_on} level{recorded}", file=sys.stderr, flush=True)
     return 1 if store.failing else 0
+
+
+SWITCH_INTERVAL_S = 0.0002
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _echo(line: str) -> None:

@@ -3,8 +3,11 @@
 Every request outside `/_proxy/` goes to the upstream unchanged (method, path under the upstream's
 base path, raw query, body, headers minus the connection-specific ones); the answer comes back the
 same way. Event streams are relayed chunk by chunk: each chunk is written to the client before the
-proxy looks at it. Non-stream answers to chat requests are read whole first, so their findings can
-ride along in an `x-chatconf-findings` header; that is the only buffering the proxy does.
+proxy looks at it, and is checked only once every stream woken in the same loop turn has written its
+own (`_check_later`), so 100 streams' events arriving together are not each held up by the others'
+checks; a finished stream's exchange is checked, reported and recorded the same way. Non-stream
+answers to chat requests are read whole first, so their findings can ride along in an
+`x-chatconf-findings` header; that is the only buffering the proxy does.
 
 Chat Completions round trips are checked with the rules of `chatconf validate` (see capture.py),
 their findings go to the FindingsStore (console, `GET /_proxy/findings`) and the exchange to the
@@ -18,17 +21,19 @@ a 502 with an error envelope; the proxy itself keeps serving.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ..jsonutil import dumpb
 from ..profiles import Profile
-from ..recording import RecordingWriter
 from ..redact import SECRET_HEADERS, redact_text, register_secret
 from .capture import ExchangeCapture, is_chat_path
 from .findings import FindingsStore, findings_header
 from .forwarding import error_body, forwarded_headers, parse_upstream
+from .recorder import BackgroundRecorder
 from .upstream import UpstreamFailure, UpstreamPool, UpstreamResponse
 
 Scope = dict[str, Any]
@@ -62,13 +67,16 @@ class ProxyApp:
         self.config = config
         self.upstream = parse_upstream(config.upstream)
         self.findings = FindingsStore(config.fail_on, echo=echo)
-        self.recording = RecordingWriter(config.record, live=True) if config.record else None
+        self.recording = BackgroundRecorder(config.record) if config.record else None
         self.in_flight = 0
         self._entries = 0
         self._echo = echo
         self._pool = UpstreamPool(self.upstream.scheme, self.upstream.host, self.upstream.port)
+        self._due: list[ExchangeCapture] = []   # captures holding chunks to check, in the order they came
+        self._drain_soon = False
 
     def close(self) -> None:
+        """Drop idle upstream connections; write what the recording still holds and close it."""
         self._pool.close()
         if self.recording is not None:
             self.recording.close()
@@ -96,8 +104,13 @@ class ProxyApp:
         elif path == "/_proxy/findings":
             await _answer(send, 200, dumpb(self.findings.snapshot()))
         else:
-            await _answer(send, 200, dumpb({"status": "ok", "upstream": redact_text(self.config.upstream),
-                                            "exchanges": self.findings.exchanges, "in_flight": self.in_flight}))
+            health: dict[str, Any] = {"status": "ok", "upstream": redact_text(self.config.upstream),
+                                      "exchanges": self.findings.exchanges, "in_flight": self.in_flight}
+            if self.recording is not None:
+                rec = self.recording
+                health["recording"] = {"queued": rec.queued, "written": rec.written, "waits": rec.waits,
+                                       "error": str(rec.error) if rec.error else None}
+            await _answer(send, 200, dumpb(health))
 
     # -- forwarding ----------------------------------------------------------------------------------
 
@@ -118,7 +131,7 @@ class ProxyApp:
         capture = None
         if is_chat_path(scope["path"]):
             capture = ExchangeCapture(self.config.profile, method=method, url=url, source=self.config.upstream,
-                                      headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
+                                      headers=_text(headers),
                                       body=body)
         if capture is not None:
             capture.sent()
@@ -139,34 +152,57 @@ class ProxyApp:
     async def _relay(self, response: UpstreamResponse, capture: ExchangeCapture | None, method: str, scope: Scope,
                      receive: Receive, send: Send) -> None:
         status = response.status
+        headers_ns = time.perf_counter_ns()
         headers = forwarded_headers(response.headers, request=False)
-        if capture is not None:
-            capture.response(status, [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers])
-        buffer = capture is not None and capture.ex.events is None
-        if buffer:
-            complete = await self._relay_checked(response, capture, method, scope, headers, send)  # type: ignore[arg-type]
-            if complete:
+        if capture is not None and not capture.streams(status, headers):
+            capture.response(status, _text(headers), t_ns=headers_ns)
+            if await self._relay_checked(response, capture, method, scope, headers, send):
                 return
         else:
             await send({"type": "http.response.start", "status": status, "headers": headers})
-        disconnect = asyncio.ensure_future(receive())  # http.disconnect is the only message left
+            if capture is not None:
+                capture.response_later(status, _text(headers), headers_ns)
+        disconnect: asyncio.Future[Any] | None = None   # http.disconnect is the only message left
         error: str | None = None
         try:
             async for chunk in response.chunks():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if capture is not None:
-                    capture.chunk(chunk)
-                if disconnect.done():
+                    self._check_later(capture, chunk)
+                if disconnect is None:
+                    disconnect = asyncio.ensure_future(receive())
+                elif disconnect.done():
                     if capture is not None:
-                        self._done(capture, method, scope["path"], client_gone=True)
+                        self._done_later(capture, method, scope["path"], client_gone=True)
                     return
         except UpstreamFailure as exc:
             error = redact_text(exc.message)
         finally:
-            disconnect.cancel()
+            if disconnect is not None:
+                disconnect.cancel()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         if capture is not None:
-            self._done(capture, method, scope["path"], transport_error=error)
+            self._done_later(capture, method, scope["path"], transport_error=error)
+
+    def _check_later(self, capture: ExchangeCapture, chunk: bytes) -> None:
+        """Check a forwarded chunk after this loop turn's other writes (`_drain`)."""
+        if capture.later(chunk, time.perf_counter_ns()):
+            self._due.append(capture)
+            if not self._drain_soon:
+                self._drain_soon = True
+                asyncio.get_running_loop().call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._drain_soon = False
+        due, self._due = self._due, []
+        for capture in due:
+            capture.drain()
+
+    def _done_later(self, capture: ExchangeCapture, method: str, path: str, *, transport_error: str | None = None,
+                    client_gone: bool = False) -> None:
+        """`_done` after this loop turn's writes; call_soon keeps the order streams ended in."""
+        asyncio.get_running_loop().call_soon(partial(self._done, capture, method, path,
+                                                     transport_error=transport_error, client_gone=client_gone))
 
     async def _relay_checked(self, response: UpstreamResponse, capture: ExchangeCapture, method: str, scope: Scope,
                              headers: list[tuple[bytes, bytes]], send: Send) -> bool:
@@ -196,13 +232,18 @@ class ProxyApp:
     def _done(self, capture: ExchangeCapture, method: str, path: str, *, transport_error: str | None = None,
               client_gone: bool = False) -> list[Any]:
         """Check, record and report one finished exchange; returns its findings at the --fail-on level.
-        Runs without an await, so entries are numbered in the order lines reach the recording."""
+        Runs without an await, so entries are numbered in the order lines reach the recording (the
+        recorder's queue is FIFO, its one thread writes them in that order)."""
         entry = self._entries
         self._entries += 1
         violations = capture.finish(transport_error, entry=entry, client_gone=client_gone)
         if self.recording is not None:
-            self.recording.write(capture.ex)
+            self.recording.put(capture.ex)
         return self.findings.add(violations, method=method, path=path, status=capture.ex.status, entry=entry)
+
+
+def _text(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -1,12 +1,14 @@
 """One proxied round trip becoming the `Exchange` that `chatconf validate` would build from its capture.
 
 The proxy hands over each chunk *after* it went to the client, so checking never delays the bytes the
-client waits for. A 2xx event stream is decoded by the shared SSE decoder and each event goes through
-the `StreamChecker` as it arrives (the cost is spread over the stream instead of landing on the event
-loop at its end); anything else is checked once, when it is complete, by `validate.check`. Both give
-the findings `chatconf validate` gives for the recorded line: request rules via `request_findings`,
-then the stream rules of `check_exchange` (for a 2xx stream that is one StreamChecker pass, which is
-what this class runs incrementally).
+client waits for: `later` keeps a forwarded chunk (and `response_later` the answer's head) until the
+proxy calls `drain`, once every stream woken in the same loop turn has written its own. A 2xx event
+stream is decoded by the shared SSE decoder and each event goes through the `StreamChecker` as it
+arrives (the cost is spread over the stream instead of landing on the event loop at its end);
+anything else is checked once, when it is complete, by `validate.check`. Both give the findings
+`chatconf validate` gives for the recorded line: request rules via `request_findings`, then the
+stream rules of `check_exchange` (for a 2xx stream that is one StreamChecker pass, which is what this
+class runs incrementally).
 
 Memory is bounded per exchange: past `max_bytes` the rest is forwarded but no longer captured, and the
 exchange is noted as unchecked beyond that point.
@@ -17,14 +19,13 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Iterable
-from typing import Any
 
 from ..client import decode_body, try_json
 from ..exchange import Exchange, HTTPRequest, make_headers
 from ..profiles import Profile
 from ..rules import StreamChecker
 from ..rules.base import Violation
-from ..sse import SSEDecoder, SSEError
+from ..sse import SSEDecoder, SSEError, SSEEvent
 from ..validate import check, request_findings
 
 MAX_CAPTURE_BYTES = 64 * 1024 * 1024
@@ -66,6 +67,8 @@ class ExchangeCapture:
         self._inflate: _Inflate | None = None
         self._captured = 0
         self._checked = True
+        self._pending: list[tuple[bytes, int]] = []
+        self._head: tuple[int, list[tuple[str, str]], int] | None = None
 
     # -- the round trip, as it happens ----------------------------------------------------------------
 
@@ -73,9 +76,21 @@ class ExchangeCapture:
         self.ex.t_send_ns = time.perf_counter_ns()
         self.ex.sent_at = time.time()
 
-    def response(self, status: int, headers: list[tuple[str, str]]) -> None:
+    def streams(self, status: int, raw_headers: Iterable[tuple[bytes, bytes]]) -> bool:
+        """Whether an answer is checked event by event as it is relayed (else it is checked whole),
+        decided from the raw headers before `response` does the rest of the setup: the proxy forwards
+        a stream's first event before that setup runs."""
+        types = [value.decode("latin-1") for name, value in raw_headers if name.lower() == b"content-type"]
+        return self._streams(status, ", ".join(types).split(";", 1)[0].strip().lower())
+
+    def _streams(self, status: int, content_type: str) -> bool:
+        request = self.ex.request
+        return status < 400 and (content_type == "text/event-stream" or (request is not None and request.is_stream))
+
+    def response(self, status: int, headers: list[tuple[str, str]], *, t_ns: int | None = None) -> None:
+        """The answer's status and headers, which arrived at `t_ns` (perf_counter_ns; default now)."""
         ex = self.ex
-        ex.t_headers_ns = time.perf_counter_ns()
+        ex.t_headers_ns = t_ns or time.perf_counter_ns()
         ex.status = status
         ex.headers = make_headers(headers)
         encoding = ex.headers.get("content-encoding", "identity").strip().lower()
@@ -84,14 +99,31 @@ class ExchangeCapture:
         elif encoding != "identity":
             self._stop(f"response content-encoding {encoding!r} is not decoded by the proxy: "
                        "the answer was not checked")
-        wants_stream = ex.request is not None and ex.request.is_stream
-        if status < 400 and (ex.content_type == "text/event-stream" or wants_stream):
+        if self._streams(status, ex.content_type):
             ex.events = []
             self._decoder = SSEDecoder()
             self._checker = StreamChecker(self.profile, ex.request.body if ex.request else None,
                                           headers=ex.headers, sent_at=ex.sent_at)
 
-    def chunk(self, data: bytes) -> None:
+    def response_later(self, status: int, headers: list[tuple[str, str]], t_ns: int) -> None:
+        """`response`, run by the next `drain` (or `finish`)."""
+        self._head = (status, headers, t_ns)
+
+    def later(self, data: bytes, t_ns: int) -> bool:
+        """`chunk` (arrived at `t_ns`), run by the next `drain`; True when nothing else was waiting."""
+        self._pending.append((data, t_ns))
+        return len(self._pending) == 1
+
+    def drain(self) -> None:
+        """Check what `response_later` and `later` kept, in arrival order."""
+        if self._head is not None:
+            head, self._head = self._head, None
+            self.response(head[0], head[1], t_ns=head[2])
+        pending, self._pending = self._pending, []
+        for data, t_ns in pending:
+            self.chunk(data, t_ns)
+
+    def chunk(self, data: bytes, t_ns: int | None = None) -> None:
         """A chunk the client already has. Never raises: a capture problem becomes a note."""
         if not self._checked or not data:
             return
@@ -105,15 +137,20 @@ class ExchangeCapture:
             if self._decoder is None:
                 self._body += data
                 return
-            self._events(self._decoder.feed(data, time.perf_counter_ns()))
+            self._events(self._decoder.feed(data, t_ns or time.perf_counter_ns()))
         except (zlib.error, SSEError) as exc:
             self._stop(f"answer could not be decoded for checking ({exc}): it was forwarded unchecked")
 
-    def _events(self, events: list[Any]) -> None:
+    def _events(self, events: list[SSEEvent]) -> None:
+        """Check each event, then keep a copy without its parsed JSON (the checker is done with it):
+        one GC-tracked object kept per event instead of four, so the young-generation collections
+        that stop the event loop for milliseconds come a quarter as often."""
         assert self.ex.events is not None and self._checker is not None
+        kept = self.ex.events
         for ev in events:
-            self.ex.events.append(ev)  # type: ignore[union-attr]
             self._stream_findings.extend(self._checker.feed(ev))
+            kept.append(SSEEvent(ev.data, event=ev.event, id=ev.id, retry=ev.retry, t_ns=ev.t_ns,  # type: ignore[union-attr]
+                                 index=ev.index, terminated=ev.terminated, not_utf8=ev.not_utf8))
 
     def _stop(self, note: str) -> None:
         if self._checked:
@@ -128,6 +165,7 @@ class ExchangeCapture:
 
         `client_gone`: the client hung up first and the proxy stopped forwarding; the answer is
         incomplete through no fault of the upstream, so only what was seen so far is judged."""
+        self.drain()
         ex = self.ex
         ex.entry = entry
         ex.t_end_ns = time.perf_counter_ns()

@@ -152,32 +152,56 @@ class UpstreamResponse:
         self.status = conn.status
         self.headers = conn.headers
         self._released = False
+        self._wait_began = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives. Silence beyond the idle timeout while waiting ends it (TIMEOUT).
+
+        One timer per answer, not one per wait: it fires at most every idle timeout, and re-arms when
+        the wait it finds began later than that (a per-event timer cost an allocation, a heap push and
+        a cancel for every chunk)."""
         conn = self._conn
         loop = asyncio.get_running_loop()
-        while True:
-            if conn.chunks:
-                yield conn.take()
-                continue
-            if conn.complete:
-                return
-            if conn.error is not None:
-                raise conn.error
-            waiter = conn.waiter = loop.create_future()
-            timer = loop.call_later(self._idle, _expire, waiter)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-                conn.waiter = None
-            if waiter.result() is _EXPIRED:
-                conn.abort()
-                raise UpstreamFailure(TIMEOUT, f"upstream sent nothing for {self._idle:g} s in the middle of the "
-                                               "answer")
+        self._timer = loop.call_later(self._idle, self._check_idle)
+        try:
+            while True:
+                if conn.chunks:
+                    yield conn.take()
+                    continue
+                if conn.complete:
+                    return
+                if conn.error is not None:
+                    raise conn.error
+                waiter = conn.waiter = loop.create_future()
+                self._wait_began = loop.time()
+                try:
+                    await waiter
+                finally:
+                    conn.waiter = None
+                if waiter.result() is _EXPIRED:
+                    conn.abort()
+                    raise UpstreamFailure(TIMEOUT, f"upstream sent nothing for {self._idle:g} s in the middle of "
+                                                   "the answer")
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+
+    def _check_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        waiter = self._conn.waiter
+        now = loop.time()
+        if waiter is None or waiter.done():   # not waiting: the next wait begins now at the earliest
+            self._timer = loop.call_at(now + self._idle, self._check_idle)
+        elif now >= self._wait_began + self._idle:
+            waiter.set_result(_EXPIRED)
+        else:
+            self._timer = loop.call_at(self._wait_began + self._idle, self._check_idle)
 
     def close(self) -> None:
         """Hand the connection back when the answer was read whole, else drop it."""
+        if self._timer is not None:
+            self._timer.cancel()
         if self._released:
             return
         self._released = True
@@ -191,9 +215,9 @@ class UpstreamResponse:
 _EXPIRED: Any = object()
 
 
-def _expire(waiter: asyncio.Future[Any]) -> None:
-    if not waiter.done():
-        waiter.set_result(_EXPIRED)
+def _headers_expired(headers_done: asyncio.Future[None], timeout_s: float) -> None:
+    if not headers_done.done():
+        headers_done.set_exception(UpstreamFailure(TIMEOUT, f"upstream sent no answer within {timeout_s:g} s"))
 
 
 class UpstreamPool:
@@ -229,17 +253,21 @@ class UpstreamPool:
             conn._begin(loop)
             assert conn.transport is not None and conn.headers_done is not None
             conn.transport.write(head + body)
+            # A timer on the future itself rather than wait_for(shield(...)): the task resumes one loop
+            # turn after the headers arrive instead of three, and the first event is not held up.
+            timer = loop.call_at(deadline, _headers_expired, conn.headers_done, timeout_s)
             try:
-                await asyncio.wait_for(asyncio.shield(conn.headers_done), max(0.0, deadline - loop.time()))
-            except TimeoutError:
-                conn.headers_done = None   # nobody waits for it any more
+                await conn.headers_done
+            except UpstreamFailure as exc:
                 conn.abort()
-                raise UpstreamFailure(TIMEOUT, f"upstream sent no answer within {timeout_s:g} s") from None
-            except UpstreamFailure:
-                conn.abort()
-                if attempt == 0 and reused and conn.bytes_in == 0:
+                if exc.code != TIMEOUT and attempt == 0 and reused and conn.bytes_in == 0:
                     continue   # a kept-alive connection the upstream had just closed: once more, on a new one
                 raise
+            except BaseException:
+                conn.abort()   # cancelled mid-request: the connection is in an unknown state
+                raise
+            finally:
+                timer.cancel()
             if method == "HEAD" or conn.status in (204, 304) or 100 <= conn.status < 200:
                 conn.complete = True
             return UpstreamResponse(self, conn, idle_timeout_s)
