@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_mock import pin
-from sse_upstream import STAMP, Upstream
+from sse_upstream import RUNNING, STAMP, Upstream
 
 from conformance.stats import percentile
 
