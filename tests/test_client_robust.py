@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conformance.client import ChatClient, ClientConfig, TargetUnresponsive
 from conformance.exchange import Exchange, HTTPRequest
@@ -180,3 +182,18 @@ def test_dropped_keepalive_connection_is_retried_once_transparently():
     assert second.body["choices"][0]["message"]["content"] == "hi"
     assert client.sent == 2 and client.reconnects == 1
     assert any("resent once on a new connection" in n for n in second.notes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["key=", "api_key=", "Access-Token=", "=", "bearer ", "BeArEr\t", "sk-", "Sk-", "x",
+                                  "abcdefgh", " ", "&", "\u0130", "\u0131", "\u017f", "\u212a", "ke", "y"]),
+                max_size=12).map("".join))
+def test_the_key_pattern_shortcut_never_skips_a_match(text):
+    """redact_text skips the key patterns for text without `=`, `sk-` or `bearer`: only where none can match
+    (case-insensitive letters included: dotted and dotless i, long s, the Kelvin sign)."""
+    from conformance.redact import _KEY_PATTERNS, _replacement
+
+    expected = text
+    for pattern in _KEY_PATTERNS:
+        expected = pattern.sub(_replacement, expected)
+    assert redact_text(text) == expected
