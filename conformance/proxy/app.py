@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -45,6 +46,8 @@ MAX_REQUEST_BYTES = 32 * 1024 * 1024
 MAX_BUFFERED_BYTES = 16 * 1024 * 1024
 """A non-stream answer larger than this is relayed as it comes, without the findings header."""
 FINDINGS_HEADER = b"x-chatconf-findings"
+WORK_SLICE_NS = 300_000
+"""Checking runs in slices of about this long (plus one item), with the loop's reads and writes between."""
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -72,12 +75,14 @@ class ProxyApp:
         self._entries = 0
         self._echo = echo
         self._pool = UpstreamPool(self.upstream.scheme, self.upstream.host, self.upstream.port)
-        self._due: list[ExchangeCapture] = []   # captures holding chunks to check, in the order they came
-        self._drain_soon = False
+        self._work: deque[Callable[[], Any]] = deque()  # checks and finished exchanges, in arrival order
+        self._work_soon = False
 
     def close(self) -> None:
         """Drop idle upstream connections; write what the recording still holds and close it."""
         self._pool.close()
+        while self._work:  # what the loop had not got to yet still counts and is recorded
+            self._work.popleft()()
         if self.recording is not None:
             self.recording.close()
 
@@ -185,24 +190,36 @@ class ProxyApp:
             self._done_later(capture, method, scope["path"], transport_error=error)
 
     def _check_later(self, capture: ExchangeCapture, chunk: bytes) -> None:
-        """Check a forwarded chunk after this loop turn's other writes (`_drain`)."""
+        """Check a forwarded chunk after the loop's pending writes (`_run_work`)."""
         if capture.later(chunk, time.perf_counter_ns()):
-            self._due.append(capture)
-            if not self._drain_soon:
-                self._drain_soon = True
-                asyncio.get_running_loop().call_soon(self._drain)
-
-    def _drain(self) -> None:
-        self._drain_soon = False
-        due, self._due = self._due, []
-        for capture in due:
-            capture.drain()
+            self._soon(capture.drain)
 
     def _done_later(self, capture: ExchangeCapture, method: str, path: str, *, transport_error: str | None = None,
                     client_gone: bool = False) -> None:
-        """`_done` after this loop turn's writes; call_soon keeps the order streams ended in."""
-        asyncio.get_running_loop().call_soon(partial(self._done, capture, method, path,
-                                                     transport_error=transport_error, client_gone=client_gone))
+        """`_done` after the loop's pending writes, in the order streams ended (entries are numbered then)."""
+        self._soon(partial(self._done, capture, method, path, transport_error=transport_error,
+                           client_gone=client_gone, t_end_ns=time.perf_counter_ns()))
+
+    def _soon(self, work: Callable[[], Any]) -> None:
+        self._work.append(work)
+        if not self._work_soon:
+            self._work_soon = True
+            asyncio.get_running_loop().call_soon(self._run_work)
+
+    def _run_work(self) -> None:
+        """Checks in slices of WORK_SLICE_NS: when 100 streams end within one gap their checks and lines
+        (70-170 us each) would hold every other stream's next event for 10 ms; between slices the loop
+        reads and writes again. One FIFO keeps a stream's chunk checks before its end."""
+        work = self._work
+        deadline = time.perf_counter_ns() + WORK_SLICE_NS
+        while work:
+            work.popleft()()
+            if time.perf_counter_ns() > deadline:
+                break
+        if work:
+            asyncio.get_running_loop().call_soon(self._run_work)
+        else:
+            self._work_soon = False
 
     async def _relay_checked(self, response: UpstreamResponse, capture: ExchangeCapture, method: str, scope: Scope,
                              headers: list[tuple[bytes, bytes]], send: Send) -> bool:
@@ -230,13 +247,13 @@ class ProxyApp:
         return True
 
     def _done(self, capture: ExchangeCapture, method: str, path: str, *, transport_error: str | None = None,
-              client_gone: bool = False) -> list[Any]:
+              client_gone: bool = False, t_end_ns: int | None = None) -> list[Any]:
         """Check, record and report one finished exchange; returns its findings at the --fail-on level.
         Runs without an await, so entries are numbered in the order lines reach the recording (the
         recorder's queue is FIFO, its one thread writes them in that order)."""
         entry = self._entries
         self._entries += 1
-        violations = capture.finish(transport_error, entry=entry, client_gone=client_gone)
+        violations = capture.finish(transport_error, entry=entry, client_gone=client_gone, t_end_ns=t_end_ns)
         if self.recording is not None:
             self.recording.put(capture.ex)
         return self.findings.add(violations, method=method, path=path, status=capture.ex.status, entry=entry)

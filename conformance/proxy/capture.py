@@ -159,16 +159,17 @@ class ExchangeCapture:
 
     # -- the end ------------------------------------------------------------------------------------
 
-    def finish(self, transport_error: str | None = None, *, entry: int = 0,
-               client_gone: bool = False) -> list[Violation]:
+    def finish(self, transport_error: str | None = None, *, entry: int = 0, client_gone: bool = False,
+               t_end_ns: int | None = None) -> list[Violation]:
         """Close the exchange (numbered `entry`, its line in the recording) and return its findings.
 
         `client_gone`: the client hung up first and the proxy stopped forwarding; the answer is
-        incomplete through no fault of the upstream, so only what was seen so far is judged."""
+        incomplete through no fault of the upstream, so only what was seen so far is judged.
+        `t_end_ns`: when the answer ended, if this runs later (the proxy checks after forwarding)."""
         self.drain()
         ex = self.ex
         ex.entry = entry
-        ex.t_end_ns = time.perf_counter_ns()
+        ex.t_end_ns = t_end_ns or time.perf_counter_ns()
         if client_gone:
             ex.transport_error = "client disconnected before the end of the answer; the proxy stopped forwarding"
             return [*request_findings(ex, self.profile), *self._stream_findings]
