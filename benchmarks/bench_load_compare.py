@@ -22,7 +22,7 @@ With --aiperf-paired, AIPerf also writes its raw export and each chunk's arrival
 server's write stamp in that chunk. Tolerance: 2 ms at p50, 5 ms at p99. Client CPU is the tool's
 whole process tree over the measured window. GuideLLM and AIPerf live in their own venvs
 (--guidellm-bin, --aiperf-bin or GUIDELLM_BIN, AIPERF_BIN); a tool that is absent is skipped.
-Everything runs offline on 127.0.0.1. Run it under `flock /work/heavy.lock` on a quiet machine.
+Everything runs offline on 127.0.0.1. Run it on a quiet machine: other work on the cores shows up as bias.
 """
 
 from __future__ import annotations
