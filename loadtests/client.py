@@ -23,6 +23,7 @@ import contextlib
 import socket
 import ssl
 import struct
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -45,8 +46,10 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 USER_AGENT = "chatconf-load/0.1"
 
 
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if hasattr(socket, "AF_NETLINK") else None)
-"""Linux: ask the kernel for each read's receive time (CLOCK_REALTIME, in ns)."""
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None)
+"""Linux: ask the kernel for each read's receive time (CLOCK_REALTIME, in ns). Python does not name the
+option; 35 is its number in Linux's generic socket ABI (x86, ARM), and a read is only trusted when its
+control message says that type."""
 _TIMESPEC = struct.Struct("@qq")
 _ANC_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
 
@@ -200,7 +203,7 @@ class _HubReader:
     then builds a `Timeout` object for the wait. A streaming client almost always waits (the next
     event is milliseconds away), so this waits first on the socket's read watcher, with one timer
     per connection re-armed for each wait (same per-wait timeout, same `TimeoutError("timed out")`),
-    then reads. The timestamp is still taken right after the read returns.
+    then reads. The arrival time is the kernel's stamp, or without one taken right after the read.
     """
 
     __slots__ = ("_hub", "_raw", "_stamped", "_timeout", "_timer", "_watcher")
