@@ -347,3 +347,46 @@ def test_upstream_silence_beyond_the_idle_timeout_ends_the_stream_and_is_a_findi
     events, took, found = results["0.5"]   # pauses shorter than the idle timeout are not cut
     assert len(events) == 4 and events[-1] == "data: [DONE]", events
     assert found["exchanges"] == 1 and found["findings"] == 0, found
+
+
+def test_deferred_checks_run_in_slices_with_the_loop_between_and_survive_a_failing_item():
+    """Checks wait for the loop's writes: a burst of slow checks is cut into slices, so a callback
+    queued behind the burst (another stream's next event) runs before the burst is over; an item
+    that raises does not stop the ones after it."""
+    from conformance.profiles import load_profile
+    from conformance.proxy import app as proxy_app
+
+    proxy = proxy_app.ProxyApp(proxy_app.ProxyConfig(upstream="http://127.0.0.1:9", profile=load_profile("dashscope")))
+    order: list[str] = []
+
+    def slow(i: int) -> None:
+        time.sleep(0.0002)
+        order.append(f"check {i}")
+
+    def broken() -> None:
+        raise RuntimeError("a check that fails")
+
+    async def burst() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, _context: order.append("error logged"))
+        for i in range(40):
+            proxy._soon(lambda i=i: slow(i))
+        proxy._soon(broken)
+        for i in range(40, 45):
+            proxy._soon(lambda i=i: slow(i))
+        loop.call_soon(order.append, "next event")
+
+        async def drained() -> None:
+            while proxy._work:
+                await asyncio.sleep(0)
+
+        await asyncio.wait_for(drained(), 5)  # a queue stopped by the failing item would never drain
+
+    try:
+        asyncio.run(burst())
+    finally:
+        proxy.close()
+    checks = [item for item in order if item.startswith("check")]
+    assert checks == [f"check {i}" for i in range(45)]  # every check ran, in order, the failing one's followers too
+    assert "error logged" in order
+    assert order.index("next event") < order.index("check 39")  # the loop ran in between

@@ -3,9 +3,10 @@
 Every request outside `/_proxy/` goes to the upstream unchanged (method, path under the upstream's
 base path, raw query, body, headers minus the connection-specific ones); the answer comes back the
 same way. Event streams are relayed chunk by chunk: each chunk is written to the client before the
-proxy looks at it, and is checked only once every stream woken in the same loop turn has written its
-own (`_check_later`), so 100 streams' events arriving together are not each held up by the others'
-checks; a finished stream's exchange is checked, reported and recorded the same way. Non-stream
+proxy looks at it, and is checked afterwards, from one queue worked through in slices with the loop's
+reads and writes between them (`_check_later`, `_run_work`), so 100 streams' events arriving together
+are not each held up by the others' checks; a finished stream's exchange is checked, reported and
+recorded the same way. Non-stream
 answers to chat requests are read whole first, so their findings can ride along in an
 `x-chatconf-findings` header; that is the only buffering the proxy does.
 
@@ -212,14 +213,16 @@ class ProxyApp:
         reads and writes again. One FIFO keeps a stream's chunk checks before its end."""
         work = self._work
         deadline = time.perf_counter_ns() + WORK_SLICE_NS
-        while work:
-            work.popleft()()
-            if time.perf_counter_ns() > deadline:
-                break
-        if work:
-            asyncio.get_running_loop().call_soon(self._run_work)
-        else:
-            self._work_soon = False
+        try:
+            while work:
+                work.popleft()()
+                if time.perf_counter_ns() > deadline:
+                    break
+        finally:  # an item that raised (asyncio logs it) must not stop every later check
+            if work:
+                asyncio.get_running_loop().call_soon(self._run_work)
+            else:
+                self._work_soon = False
 
     async def _relay_checked(self, response: UpstreamResponse, capture: ExchangeCapture, method: str, scope: Scope,
                              headers: list[tuple[bytes, bytes]], send: Send) -> bool:
