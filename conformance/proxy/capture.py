@@ -2,7 +2,7 @@
 
 The proxy hands over each chunk *after* it went to the client, so checking never delays the bytes the
 client waits for: `later` keeps a forwarded chunk (and `response_later` the answer's head) until the
-proxy calls `drain`, once every stream woken in the same loop turn has written its own. A 2xx event
+proxy calls `drain`, from its check queue, after the writes the loop had pending. A 2xx event
 stream is decoded by the shared SSE decoder and each event goes through the `StreamChecker` as it
 arrives (the cost is spread over the stream instead of landing on the event loop at its end);
 anything else is checked once, when it is complete, by `validate.check`. Both give the findings
