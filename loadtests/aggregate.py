@@ -217,6 +217,8 @@ class Collector:
                     for k, v in sorted(self.workers.items())
                 },
                 "conformance_checker": "stream rules" if checker_available() else "unavailable",
+                # per target: "kernel" (receive timestamps, plain http:// on Linux) or "read" (TLS)
+                "arrival_clock": meta.get("arrival_clock", {}),
             },
             "definitions": DEFINITIONS,
         }

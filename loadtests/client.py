@@ -81,6 +81,11 @@ def arrival_ns(ancdata: list[tuple[int, int, bytes]]) -> int:
     return now
 
 
+def arrival_clock(base_url: str) -> str:
+    """Which clock times this target's events: "kernel" (receive timestamps) or "read" (TLS, not Linux)."""
+    return "kernel" if SO_TIMESTAMPNS is not None and _ANC_SIZE and base_url.startswith("http://") else "read"
+
+
 class HTTPProtocolError(Exception):
     """The peer did not speak HTTP/1.1 as expected (bad status line, bad chunk size, ...)."""
 

@@ -31,6 +31,7 @@ from conformance.redact import console_text, redact_obj, redact_text, register_s
 from . import options as opt
 from .aggregate import Collector, make_sample
 from .checking import check_stream
+from .client import arrival_clock
 from .metrics import StreamMetrics, stream_metrics
 from .report_console import format_progress, format_table
 from .report_files import REPORT_ERROR, write_reports
@@ -247,6 +248,7 @@ class LoadRuntime:
             "target": target,
             "users": users,
             "labels": list(targets),
+            "arrival_clock": {label: arrival_clock(url) for label, url in targets.items()},
             "simulated": simulated,
             "mode": "open" if o.chatconf_rate else "closed",
             "rate": o.chatconf_rate or None,

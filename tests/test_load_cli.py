@@ -84,6 +84,8 @@ def test_no_target_runs_simulated_regions_and_writes_the_design_summary(tmp_path
     assert summary["tool"] == "chatconf" and summary["users"] == 6
     assert summary["target"]["simulated"] is True and summary["target"]["label"] == "simulated"
     assert set(summary["regions"]) == {"singapore", "virginia", "beijing"}
+    clock = "kernel" if sys.platform.startswith("linux") else "read"  # the mock is plain http://
+    assert summary["generator"]["arrival_clock"] == dict.fromkeys(("singapore", "virginia", "beijing"), clock)
     total = 0
     for region in summary["regions"].values():
         assert set(region) >= REQUIRED_REGION_KEYS

@@ -364,3 +364,11 @@ def test_tls_and_non_tcp_sockets_get_no_kernel_stamps() -> None:
         assert enable_rx_timestamps(tls) is False
     finally:
         tls.close()
+
+
+def test_the_report_names_the_clock_each_target_is_timed_with() -> None:
+    from loadtests.client import arrival_clock
+
+    assert arrival_clock("https://dashscope-intl.aliyuncs.com/compatible-mode/v1") == "read"
+    expected = "kernel" if sys.platform.startswith("linux") else "read"
+    assert arrival_clock("http://127.0.0.1:8000/compatible-mode/v1") == expected
