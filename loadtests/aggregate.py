@@ -217,7 +217,7 @@ class Collector:
                     for k, v in sorted(self.workers.items())
                 },
                 "conformance_checker": "stream rules" if checker_available() else "unavailable",
-                # per target: "kernel" (receive timestamps, plain http:// on Linux) or "read" (TLS)
+                # per target: "kernel" (receive timestamps, Linux) or "read" (a platform without them)
                 "arrival_clock": meta.get("arrival_clock", {}),
             },
             "definitions": DEFINITIONS,

@@ -10,7 +10,8 @@ Arrival times come from the kernel where it can give them: on plain TCP sockets 
 receive timestamps (SO_TIMESTAMPNS), so the time a read is stamped with is when its bytes reached the
 socket, not when a busy event loop got round to reading them. A loaded generator then still times
 the server right, as long as it reads each event before the next one arrives (events that arrive
-together share the later one's time, as before). TLS sockets fall back to the read time.
+together share the later one's time, as before). TLS is decrypted in memory (`ssl.MemoryBIO`) from the
+same stamped socket, so https targets get the kernel's times too.
 
 Plain `socket`/`ssl` are used on purpose: Locust monkey-patches them, so inside Locust each recv
 yields to the gevent hub; outside Locust (tests, tools) the same code is an ordinary blocking
@@ -82,8 +83,10 @@ def arrival_ns(ancdata: list[tuple[int, int, bytes]]) -> int:
 
 
 def arrival_clock(base_url: str) -> str:
-    """Which clock times this target's events: "kernel" (receive timestamps) or "read" (TLS, not Linux)."""
-    return "kernel" if SO_TIMESTAMPNS is not None and _ANC_SIZE and base_url.startswith("http://") else "read"
+    """Which clock times this target's events: "kernel" (receive timestamps; TLS is decrypted from the
+    stamped socket) or "read" (a platform without them)."""
+    return "kernel" if SO_TIMESTAMPNS is not None and _ANC_SIZE and base_url.startswith(("http://", "https://")) \
+        else "read"
 
 
 class HTTPProtocolError(Exception):
@@ -277,6 +280,66 @@ class _SocketReader:
         pass
 
 
+class _TLSReader:
+    """TLS decrypted in memory (ssl.MemoryBIO) from the plain socket's own reads, so decrypted bytes
+    keep the kernel's receive time of the bytes that completed them; `read`/`sendall` as a socket's."""
+
+    __slots__ = ("_in", "_obj", "_out", "_raw", "_sock", "_t")
+
+    def __init__(self, raw: _HubReader | _SocketReader, tls: tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO],
+                 sock: socket.socket):
+        self._raw = raw
+        self._obj, self._in, self._out = tls
+        self._sock = sock
+        self._t = perf_ns()
+
+    def read(self, size: int) -> tuple[bytes, int]:
+        obj = self._obj
+        while True:
+            try:
+                data = obj.read(size)
+                return data, self._t
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLZeroReturnError:  # the server's close_notify: the end of the stream
+                return b"", self._t
+            raw, t = self._raw.read(RECV_SIZE)
+            if not raw:
+                return b"", t
+            self._in.write(raw)
+            self._t = t
+            if self._out.pending:  # e.g. an answer to the server's key update
+                self._sock.sendall(self._out.read())
+
+    def sendall(self, data: bytes) -> None:
+        self._obj.write(data)
+        self._sock.sendall(self._out.read())
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def tls_handshake(sock: socket.socket, ctx: ssl.SSLContext, hostname: str) -> tuple[ssl.SSLObject, ssl.MemoryBIO,
+                                                                                     ssl.MemoryBIO]:
+    """The TLS handshake over `sock` with memory BIOs (the socket itself stays plain)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=hostname)
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            if outgoing.pending:
+                sock.sendall(outgoing.read())
+            data = sock.recv(RECV_SIZE)
+            if not data:
+                raise ConnectionResetError("connection closed during the TLS handshake") from None
+            incoming.write(data)
+    if outgoing.pending:
+        sock.sendall(outgoing.read())
+    return obj, incoming, outgoing
+
+
 class StreamClient:
     """POST JSON, read the answer as it arrives; one keep-alive connection per client.
 
@@ -299,7 +362,8 @@ class StreamClient:
         self.max_time = max_time
         self.connect_timeout = connect_timeout
         self._sock: socket.socket | None = None
-        self._reader: _HubReader | _SocketReader | None = None
+        self._reader: _HubReader | _SocketReader | _TLSReader | None = None
+        self._send: Any = None
         self._ssl_ctx: ssl.SSLContext | None = None
         self.connects = 0
         self.last_connect_ms: float | None = None
@@ -307,15 +371,25 @@ class StreamClient:
     # -- connection ---------------------------------------------------------------------------
 
     def _connect(self) -> socket.socket:
+        """A connected socket, TLS set up over it for https, and the reader and sender to use."""
         t0 = perf_ns()
         sock = socket.create_connection((self.target.host, self.target.port), timeout=self.connect_timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.target.scheme == "https":
-            if self._ssl_ctx is None:
-                self._ssl_ctx = ssl.create_default_context()
-                self._ssl_ctx.set_alpn_protocols(["http/1.1"])
-            sock = self._ssl_ctx.wrap_socket(sock, server_hostname=self.target.host)
-        sock.settimeout(self.timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            tls = None
+            if self.target.scheme == "https":
+                if self._ssl_ctx is None:
+                    self._ssl_ctx = ssl.create_default_context()
+                    self._ssl_ctx.set_alpn_protocols(["http/1.1"])
+                tls = tls_handshake(sock, self._ssl_ctx, self.target.host)
+            sock.settimeout(self.timeout)
+            stamped = enable_rx_timestamps(sock)
+            raw = _HubReader.for_socket(sock, self.timeout, stamped) or _SocketReader(sock, stamped)
+        except BaseException:
+            sock.close()
+            raise
+        self._reader = _TLSReader(raw, tls, sock) if tls is not None else raw
+        self._send = self._reader.sendall if isinstance(self._reader, _TLSReader) else sock.sendall
         self.connects += 1
         self.last_connect_ms = (perf_ns() - t0) / 1e6
         return sock
@@ -361,12 +435,8 @@ class StreamClient:
             try:
                 if self._sock is None:
                     self._sock = self._connect()
-                    stamped = enable_rx_timestamps(self._sock)
-                    self._reader = _HubReader.for_socket(self._sock, self.timeout, stamped) or _SocketReader(
-                        self._sock, stamped
-                    )
                 ex.t_send_ns = perf_ns()
-                self._sock.sendall(wire)
+                self._send(wire)
                 keep = self._read_response(self._sock, ex)
             except (OSError, HTTPProtocolError, SSEError) as exc:
                 self.close()

@@ -14,8 +14,8 @@ CPU_PERCENT = 90.0
 """A worker's mean CPU above this: its core is (nearly) saturated."""
 
 LOOP_LAG_P99_MS = 10.0
-"""Event-loop lag p99 above this: greenlets wait that long to run. Arrival times on http:// are the
-kernel's (loadtests/client.py), but requests leave that late, and events read together share a time."""
+"""Event-loop lag p99 above this: greenlets wait that long to run. Arrival times are the kernel's
+(loadtests/client.py), but requests leave that late, and events read together share a time."""
 
 SEND_LAG_P99_MS = 50.0
 """Open loop: requests leave this late (p99) after their intended send time."""
@@ -33,7 +33,7 @@ def generator_warnings(summary: dict[str, Any]) -> list[str]:
     lag = gen.get("loop_lag_ms") or {}
     if isinstance(lag.get("p99"), int | float) and lag["p99"] > LOOP_LAG_P99_MS:
         warnings.append(f"event-loop lag p99 {lag['p99']:.1f} ms (above {LOOP_LAG_P99_MS:.0f} ms): the generator "
-                        "is falling behind: requests leave up to that late, and over TLS arrival times are too")
+                        "is falling behind: requests leave up to that late")
     for label, region in sorted((summary.get("regions") or {}).items()):
         queue = (region or {}).get("queue_ms") or {}
         if queue.get("count") and isinstance(queue.get("p99"), int | float) and queue["p99"] > SEND_LAG_P99_MS:

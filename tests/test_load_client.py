@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import shutil
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -369,6 +373,121 @@ def test_tls_and_non_tcp_sockets_get_no_kernel_stamps() -> None:
 def test_the_report_names_the_clock_each_target_is_timed_with() -> None:
     from loadtests.client import arrival_clock
 
-    assert arrival_clock("https://dashscope-intl.aliyuncs.com/compatible-mode/v1") == "read"
     expected = "kernel" if sys.platform.startswith("linux") else "read"
+    assert arrival_clock("https://dashscope-intl.aliyuncs.com/compatible-mode/v1") == expected
     assert arrival_clock("http://127.0.0.1:8000/compatible-mode/v1") == expected
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (made with the openssl command)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make a certificate")
+    d = tmp_path_factory.mktemp("tls")
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "k.pem"),
+                           "-out", str(d / "c.pem"), "-days", "1", "-subj", "/CN=127.0.0.1",
+                           "-addext", "subjectAltName=IP:127.0.0.1"], capture_output=True, timeout=60)
+    if made.returncode != 0:
+        pytest.skip("openssl could not make a certificate")
+    return d / "c.pem", d / "k.pem"
+
+
+def _tls_sse_server(cert: tuple[Path, Path], events: list[bytes], gap_s: float) -> tuple[int, threading.Thread]:
+    """One TLS connection: read a request, answer with chunked SSE events `gap_s` apart."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*cert)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        listener.close()
+        with ctx.wrap_socket(conn, server_side=True) as tls:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += tls.recv(65536)
+            head, _, body = buf.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(body) < length:
+                body += tls.recv(65536)
+            tls.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+            for ev in events:
+                time.sleep(gap_s)
+                tls.sendall(b"%x\r\n%s\r\n" % (len(ev), ev))
+            tls.sendall(b"0\r\n\r\n")
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+def test_an_https_stream_is_decrypted_from_the_stamped_socket(tls_files, monkeypatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files[0]))
+    events = [b'data: {"n": %d}\n\n' % i for i in range(3)] + [b"data: [DONE]\n\n"]
+    port, thread = _tls_sse_server(tls_files, events, 0.05)
+    client = StreamClient(f"https://127.0.0.1:{port}/v1", "sk-test-key-123456")
+    try:
+        ex = client.post_stream("/chat/completions", {"model": "m", "stream": True, "messages": []})
+    finally:
+        client.close()
+    thread.join(5)
+    assert ex.transport_error is None and ex.status == 200
+    assert [ev.data for ev in ex.events] == ['{"n": 0}', '{"n": 1}', '{"n": 2}', "[DONE]"]
+    gaps = [(b.t_ns - a.t_ns) / 1e6 for a, b in zip(ex.events, ex.events[1:], strict=False)]
+    assert all(40 < g < 200 for g in gaps), gaps
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernel receive timestamps are Linux's")
+def test_tls_bytes_read_late_keep_the_time_they_arrived(tls_files, monkeypatch) -> None:
+    """The https case of the busy loop: decrypted bytes carry the kernel's stamp of their record."""
+    from loadtests.client import _SocketReader, _TLSReader, enable_rx_timestamps, tls_handshake
+
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(*tls_files)
+    client_ctx = ssl.create_default_context(cafile=str(tls_files[0]))
+    listener = socket.create_server(("127.0.0.1", 0))
+    sent: dict[str, int] = {}
+    go = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # else Nagle holds "event" behind the
+        with server_ctx.wrap_socket(conn, server_side=True) as tls:  # unacknowledged session tickets ~40 ms
+            go.wait(5)
+            sent["before"] = time.perf_counter_ns()
+            tls.sendall(b"event")
+            sent["after"] = time.perf_counter_ns()
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    sock = socket.create_connection(listener.getsockname(), timeout=5)
+    try:
+        tls = tls_handshake(sock, client_ctx, "127.0.0.1")
+        assert enable_rx_timestamps(sock)
+        _wait_for_stamps_tls()
+        reader = _TLSReader(_SocketReader(sock, True), tls, sock)
+        go.set()
+        time.sleep(0.15)  # the reader is 150 ms late
+        t_before_read = time.perf_counter_ns()
+        data, t_arrival = reader.read(100)
+        assert data == b"event"
+        assert sent["before"] - 20e6 <= t_arrival <= sent["after"] + 20e6
+        assert t_before_read - t_arrival > 100e6
+    finally:
+        sock.close()
+        listener.close()
+        thread.join(5)
+
+
+def _wait_for_stamps_tls() -> None:
+    """As `_wait_for_stamps`, on a second plain pair: the kernel's switch is for the whole stack."""
+    client, conn = _tcp_pair()
+    try:
+        from loadtests.client import enable_rx_timestamps
+
+        enable_rx_timestamps(client)
+        _wait_for_stamps(client, conn)
+    finally:
+        client.close()
+        conn.close()
