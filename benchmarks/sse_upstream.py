@@ -42,6 +42,8 @@ import time
 from array import array
 from typing import Any
 
+from conformance import stats
+
 CREATED = int(time.time())
 ANSWER_ID = "chatcmpl-3f1a2b4c-0000-4000-8000-000000000000"
 CHUNK = ('{"id":"chatcmpl-3f1a2b4c-0000-4000-8000-000000000000","object":"chat.completion.chunk","created":'
@@ -72,13 +74,8 @@ def json_response(status: str, body: Any) -> bytes:
 
 
 def percentile(values: list[int] | array, q: float) -> float | None:
-    """numpy-style linear percentile of already sorted values (None when empty)."""
-    if not values:
-        return None
-    pos = (len(values) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (pos - lo)
+    """conformance.stats' linear percentile of already sorted values, None when there are none."""
+    return stats.percentile(values, q) if values else None
 
 
 def describe_ns(values: array) -> dict[str, float | int | None]:

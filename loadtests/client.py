@@ -294,15 +294,15 @@ class _TLSReader:
         self._t = perf_ns()
 
     def read(self, size: int) -> tuple[bytes, int]:
-        obj = self._obj
+        obj, incoming = self._obj, self._in
         while True:
-            try:
-                data = obj.read(size)
-                return data, self._t
-            except ssl.SSLWantReadError:
-                pass
-            except ssl.SSLZeroReturnError:  # the server's close_notify: the end of the stream
-                return b"", self._t
+            if incoming.pending or obj.pending():  # else decrypting can only say "want read": skip the raise
+                try:
+                    return obj.read(size), self._t
+                except ssl.SSLWantReadError:
+                    pass
+                except ssl.SSLZeroReturnError:  # the server's close_notify: the end of the stream
+                    return b"", self._t
             raw, t = self._raw.read(RECV_SIZE)
             if not raw:
                 return b"", t
