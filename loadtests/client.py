@@ -3,8 +3,10 @@
 Why not Locust's clients: FastHttpUser's `response.stream` hands SSE bodies over in fixed-size
 blocks (events late by hundreds of ms, ITL 0) and HttpUser stops its timer at the headers
 (docs/load.md). This client owns the socket: each read returns whatever the kernel has, stamped
-with its arrival time (below), and the bytes go through a minimal
-chunked-transfer decoder into `conformance.sse.SSEDecoder` before anything is parsed as JSON.
+with its arrival time (below), and the bytes go through a minimal chunked-transfer decoder. An SSE
+body is kept as it arrived, each piece with its time, and decoded by `conformance.sse.SSEDecoder` when
+the stream is scored (`post_stream_raw`, loadtests/rawstream.py says why); nothing is parsed as JSON
+while bytes are being read.
 
 Arrival times come from the kernel where it can give them: on plain TCP sockets the client asks for
 receive timestamps (SO_TIMESTAMPNS), so the time a read is stamped with is when its bytes reached the
@@ -32,7 +34,9 @@ from urllib.parse import urlsplit
 
 from conformance.exchange import Exchange, HTTPRequest, make_headers
 from conformance.jsonutil import JSONError, dumpb, loads
-from conformance.sse import SSEDecoder, SSEError
+from conformance.sse import SSEError
+
+from .rawstream import RawStream
 
 try:  # present wherever gevent is (Locust); the client itself also works without it
     from greenlet import getcurrent as _getcurrent
@@ -420,6 +424,14 @@ class StreamClient:
 
     def post_stream(self, path: str, body: dict, *, entry: int = 0) -> Exchange:
         """Send one request; return its Exchange (never raises for network or HTTP trouble)."""
+        ex, raw = self.post_stream_raw(path, body, entry=entry)
+        if raw is not None:
+            ex.events = raw.events()
+        return ex
+
+    def post_stream_raw(self, path: str, body: dict, *, entry: int = 0) -> tuple[Exchange, RawStream | None]:
+        """`post_stream`, with an SSE answer left undecoded: the Exchange (`events` unset) and its
+        RawStream, whose `events()` gives what `post_stream` would have (loadtests/rawstream.py)."""
         payload = dumpb(body)
         wire = self._head_bytes(path, len(payload)) + payload
         req_headers = {"content-type": "application/json", "accept": "text/event-stream, application/json"}
@@ -437,7 +449,7 @@ class StreamClient:
                     self._sock = self._connect()
                 ex.t_send_ns = perf_ns()
                 self._send(wire)
-                keep = self._read_response(self._sock, ex)
+                keep, raw = self._read_response(self._sock, ex)
             except (OSError, HTTPProtocolError, SSEError) as exc:
                 self.close()
                 # a kept-alive connection the server closed while idle: retry once, fresh
@@ -445,14 +457,14 @@ class StreamClient:
                     continue
                 ex.transport_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 ex.t_end_ns = perf_ns()
-                return ex
+                return ex, None
             if not keep:
                 self.close()
-            return ex
-        return ex  # pragma: no cover (loop always returns)
+            return ex, raw
+        return ex, None  # pragma: no cover (loop always returns)
 
-    def _read_response(self, sock: socket.socket, ex: Exchange) -> bool:
-        """Fill `ex` from the socket. Returns True when the connection may be reused."""
+    def _read_response(self, sock: socket.socket, ex: Exchange) -> tuple[bool, RawStream | None]:
+        """Fill `ex` from the socket: (whether the connection may be reused, the SSE body if any)."""
         deadline = ex.t_send_ns + int(self.max_time * 1e9)  # type: ignore[operator]
         read = (self._reader or _SocketReader(sock, False)).read
         buf = b""
@@ -480,43 +492,11 @@ class StreamClient:
         hdr = ex.headers
         chunked = "chunked" in hdr.get("transfer-encoding", "").lower()
         length = hdr.get("content-length")
-        remaining = int(length) if (length and length.isdigit() and not chunked) else None
         keep = hdr.get("connection", "").lower() != "close"
         is_sse = hdr.get("content-type", "").split(";", 1)[0].strip().lower() == "text/event-stream"
+        body = _Body(chunked, int(length) if (length and length.isdigit() and not chunked) else None, is_sse)
 
-        decoder = SSEDecoder() if is_sse else None
-        events: list = []
-        body_parts: list[bytes] = []
-        body_len = 0
-        chunks = ChunkedDecoder() if chunked else None
-
-        def consume(piece: bytes, t_ns: int) -> None:
-            nonlocal body_len
-            if decoder is not None:
-                events.extend(decoder.feed(piece, t_ns))
-            else:
-                body_len += len(piece)
-                if body_len > MAX_BODY_BYTES:
-                    raise HTTPProtocolError("response body larger than 64 MiB")
-                body_parts.append(piece)
-
-        def feed(data: bytes, t_ns: int) -> bool:
-            """Returns True when the body is complete."""
-            nonlocal remaining
-            if chunks is not None:
-                for piece in chunks.feed(data):
-                    consume(piece, t_ns)
-                return chunks.done
-            if remaining is not None:
-                take = data[:remaining]
-                remaining -= len(take)
-                if take:
-                    consume(take, t_ns)
-                return remaining <= 0
-            consume(data, t_ns)
-            return False
-
-        complete = remaining == 0 or (bool(rest) and feed(rest, t))
+        complete = body.remaining == 0 or (bool(rest) and body.feed(rest, t))
         if not complete:
             while True:
                 if t > deadline:
@@ -531,24 +511,64 @@ class StreamClient:
                     break
                 if not data:
                     keep = False
-                    if chunks is not None or (remaining is not None and remaining > 0):
+                    if body.unfinished:
                         ex.transport_error = "ConnectionResetError: connection closed mid-body"
                     break
-                if feed(data, t):
+                if body.feed(data, t):
                     break
         ex.t_end_ns = perf_ns() if ex.transport_error else t
-        if decoder is not None:
-            events.extend(decoder.close())
-            ex.events = events
-        else:
-            raw = b"".join(body_parts)
-            text = raw.decode("utf-8", errors="replace")
-            ex.body_text = text
+        if body.stream is None:
+            raw = b"".join(body.parts)
+            ex.body_text = raw.decode("utf-8", errors="replace")
             try:
                 ex.body = loads(raw) if raw else None
             except JSONError:
                 ex.body = None
-        return keep and ex.transport_error is None
+        return keep and ex.transport_error is None, body.stream
+
+
+class _Body:
+    """A response body as it arrives: its framing (chunked, Content-Length, or until the close) and
+    where it goes: a RawStream for SSE, else pieces up to MAX_BODY_BYTES. An object with slots rather
+    than closures, so a request in flight is few objects for the garbage collector (rawstream.py)."""
+
+    __slots__ = ("chunks", "parts", "remaining", "size", "stream")
+
+    def __init__(self, chunked: bool, length: int | None, sse: bool):
+        self.chunks = ChunkedDecoder() if chunked else None
+        self.remaining = length
+        self.stream = RawStream() if sse else None
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    @property
+    def unfinished(self) -> bool:
+        """The framing says more was to come (a close is only a normal end for an unframed body)."""
+        return self.chunks is not None or (self.remaining is not None and self.remaining > 0)
+
+    def feed(self, data: bytes, t_ns: int) -> bool:
+        """Take the bytes of one read; True when the body is complete."""
+        if self.chunks is not None:
+            for piece in self.chunks.feed(data):
+                self._take(piece, t_ns)
+            return self.chunks.done
+        if self.remaining is not None:
+            take = data[: self.remaining]
+            self.remaining -= len(take)
+            if take:
+                self._take(take, t_ns)
+            return self.remaining <= 0
+        self._take(data, t_ns)
+        return False
+
+    def _take(self, piece: bytes, t_ns: int) -> None:
+        if self.stream is not None:
+            self.stream.add(piece, t_ns)
+            return
+        self.size += len(piece)
+        if self.size > MAX_BODY_BYTES:
+            raise HTTPProtocolError("response body larger than 64 MiB")
+        self.parts.append(piece)
 
 
 __all__ = ["ChunkedDecoder", "HTTPProtocolError", "StreamClient", "Target"]

@@ -10,7 +10,6 @@ worker finished before the stop, computed from raw values.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import sys
@@ -32,6 +31,7 @@ from . import options as opt
 from .aggregate import Collector, make_sample
 from .checking import check_stream
 from .client import arrival_clock
+from .gcpace import pace_collections, settle_heap
 from .metrics import StreamMetrics, stream_metrics
 from .report_console import format_progress, format_table
 from .report_files import REPORT_ERROR, write_reports
@@ -289,12 +289,7 @@ class LoadRuntime:
         self._configure()
         self._warm_up()
         if not self.is_master:
-            # Full collections of a big heap stall the event loop for tens of ms (and so every socket
-            # read behind them); move start-up objects out of the collector's sight and make the old
-            # generation collect rarely (vllm bench serve does the same with freeze_gc_heap()).
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(50_000, 50, 1000)
+            settle_heap()  # collections of a big heap stall every socket read behind them (gcpace.py)
             reserve_descriptors()   # one socket per user: growing the table later stalls every read
         self.stopping = False
         self.cancelled = 0
@@ -350,6 +345,7 @@ class LoadRuntime:
         self._to_score.clear()
         self._backlog_events = 0
         self._spawn(self._score_loop)
+        self._spawn(pace_collections)
         if self.is_worker:
             self._spawn(self._send_loop)
         else:
@@ -466,13 +462,16 @@ class LoadRuntime:
             self.in_flight += 1
             t_wall = time.time()
             try:
-                ex = user.client.post_stream(CHAT_PATH, plan.body, entry=self._entry)
+                ex, raw = user.client.post_stream_raw(CHAT_PATH, plan.body, entry=self._entry)
             finally:
                 self.in_flight -= 1
             if user.workload.sessions:  # the next turn carries this answer
+                if raw is not None:
+                    ex.events, raw = raw.events(), None
                 user.workload.answered(answer_text(ex))
-            self._to_score.append((ex, t_sched, user, plan.kind, t_wall))
-            self._backlog_events += _weight(ex)
+            item = (ex, raw, t_sched, user, plan.kind, t_wall)
+            self._to_score.append(item)
+            self._backlog_events += _weight(item)
             queued = True
             self._score_wake.set()
             if self._backlog_events > SCORE_BACKLOG_EVENTS:
@@ -518,9 +517,11 @@ class LoadRuntime:
 
     def _score(self, item: tuple[Any, ...]) -> None:
         """Metrics, conformance check, sample and Locust events of one finished stream."""
-        ex, t_sched, user, kind, t_wall = item
-        self._backlog_events -= _weight(ex)
+        ex, raw, t_sched, user, kind, t_wall = item
+        self._backlog_events -= _weight(item)
         try:
+            if raw is not None:  # kept raw while in flight (loadtests/rawstream.py)
+                ex.events = raw.events()
             m = stream_metrics(ex, t_sched)
             violations = check_stream(ex, self.profile) if self.check else []
             # what a server wrote (error codes, transport errors quoting its bytes, rule evidence)
@@ -726,9 +727,10 @@ class LoadRuntime:
             print(line, file=self.out, flush=True)
 
 
-def _weight(ex: Any) -> int:
-    """What a finished stream costs in the scoring backlog: its kept events (at least one)."""
-    return len(ex.events or ()) + 1
+def _weight(item: tuple[Any, ...]) -> int:
+    """What a finished stream costs in the scoring backlog: its events or raw pieces (at least one)."""
+    ex, raw = item[0], item[1]
+    return (raw.pieces if raw is not None else len(ex.events or ())) + 1
 
 
 def check_profile(name: str) -> None:
