@@ -41,6 +41,7 @@ from .jsonutil import JSONError, dumpb, loads
 from .limits import KEEP_BODY_BYTES, MAX_BODY_BYTES
 from .redact import redact_obj, redact_secrets, registered_secrets
 from .sse import SSEDecoder, SSEError, SSEEvent
+from .tls import client_context
 
 USE_CONFIG_KEY: Any = object()
 
@@ -193,7 +194,7 @@ class _WatchedBackend(httpcore.NetworkBackend):
 
 def _watched_transport() -> httpx.HTTPTransport:
     """httpx's transport with the watching network backend (httpx has no public hook for it)."""
-    transport = httpx.HTTPTransport(trust_env=False)
+    transport = httpx.HTTPTransport(trust_env=False, verify=client_context())
     pool = getattr(transport, "_pool", None)
     inner = getattr(pool, "_network_backend", None)
     if inner is None:  # pragma: no cover - an httpcore without the attribute: body-time checks only

@@ -27,6 +27,7 @@ import httpx
 
 from .errors import UsageError
 from .jsonutil import JSONError, loads
+from .tls import CA_ENV_HINT, client_context
 
 PATH = "/chat/completions"
 
@@ -229,7 +230,8 @@ def preflight(base_url: str, *, model: str, api_key: str | None, api_key_env: st
     text = ""
     location = ""
     try:
-        with httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False, trust_env=False) as client, \
+        with httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False, trust_env=False,
+                          verify=client_context()) as client, \
                 client.stream("POST", url, headers=headers, json=body) as resp:
             status = resp.status_code
             location = resp.headers.get("location", "")
@@ -249,7 +251,7 @@ def preflight(base_url: str, *, model: str, api_key: str | None, api_key_env: st
         tls = _tls_cause(exc) if parts.scheme == "https" else None
         if isinstance(tls, ssl.SSLCertVerificationError) or (tls and "CERTIFICATE_VERIFY" in str(tls).upper()):
             reason = getattr(tls, "verify_message", None) or _first_line(tls)
-            raise UsageError(f"TLS certificate of {host} not trusted ({reason})") from None
+            raise UsageError(f"TLS certificate of {host} not trusted ({reason}); {CA_ENV_HINT}") from None
         if tls is not None:
             raise UsageError(f"TLS handshake failed: is {base_url} really https? "
                              f"(the port may speak plain HTTP: try http://)") from None

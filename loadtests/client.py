@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 from conformance.exchange import Exchange, HTTPRequest, make_headers
 from conformance.jsonutil import JSONError, dumpb, loads
 from conformance.sse import SSEError
+from conformance.tls import client_context
 
 from .rawstream import RawStream
 
@@ -368,7 +369,6 @@ class StreamClient:
         self._sock: socket.socket | None = None
         self._reader: _HubReader | _SocketReader | _TLSReader | None = None
         self._send: Any = None
-        self._ssl_ctx: ssl.SSLContext | None = None
         self.connects = 0
         self.last_connect_ms: float | None = None
 
@@ -382,10 +382,7 @@ class StreamClient:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             tls = None
             if self.target.scheme == "https":
-                if self._ssl_ctx is None:
-                    self._ssl_ctx = ssl.create_default_context()
-                    self._ssl_ctx.set_alpn_protocols(["http/1.1"])
-                tls = tls_handshake(sock, self._ssl_ctx, self.target.host)
+                tls = tls_handshake(sock, client_context(), self.target.host)
             sock.settimeout(self.timeout)
             stamped = enable_rx_timestamps(sock)
             raw = _HubReader.for_socket(sock, self.timeout, stamped) or _SocketReader(sock, stamped)

@@ -22,6 +22,7 @@ from typing import Any
 
 import httptools
 
+from ..tls import client_context
 from .forwarding import PROTOCOL, TIMEOUT, UNREACHABLE
 
 PAUSE_ABOVE = 1024 * 1024
@@ -230,7 +231,7 @@ class UpstreamPool:
         default = 443 if scheme == "https" else 80
         bracketed = f"[{host}]" if ":" in host else host
         self.host_header = (bracketed if self.port == default else f"{bracketed}:{self.port}").encode("idna")
-        self._ssl = ssl.create_default_context() if scheme == "https" else None
+        self._ssl = client_context() if scheme == "https" else None
         self._idle: list[_Connection] = []
 
     def give_back(self, conn: _Connection) -> None:
