@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/bench_load_compare.py [--steps 100,300,1000] [--seconds 15] [--json OUT]
     .venv/bin/python benchmarks/bench_load_compare.py --quick        # steps 50,100, 2 s warm-up + 4 s
+    .venv/bin/python benchmarks/bench_load_compare.py --https        # TLS: a self-signed certificate made
+                                                                     # for the run, trusted via SSL_CERT_FILE
 
 One independent upstream (benchmarks/sse_upstream.py, not chatconf's mock) is pinned to CPU 0. It
 injects a fixed TTFT (plus a small uniform spread) and a fixed gap between one-token chunks, and
@@ -33,6 +35,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -59,19 +62,22 @@ SAMPLE_S = 0.5
 class Upstream:
     """benchmarks/sse_upstream.py in its own process, pinned to one CPU; its record over HTTP."""
 
-    def __init__(self, cpu: int, ttft_ms: float, spread_ms: float, gap_ms: float, tokens: int) -> None:
+    def __init__(self, cpu: int, ttft_ms: float, spread_ms: float, gap_ms: float, tokens: int,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "sse_upstream.py"), "--cpu", str(cpu), "--ttft-ms", f"{ttft_ms:g}",
-             "--ttft-spread-ms", f"{spread_ms:g}", "--gap-ms", f"{gap_ms:g}", "--tokens", str(tokens)],
+             "--ttft-spread-ms", f"{spread_ms:g}", "--gap-ms", f"{gap_ms:g}", "--tokens", str(tokens),
+             *(["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else [])],
             stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line.startswith("port "):
             self.stop()
             raise RuntimeError(f"benchmark upstream did not start: {line.strip()!r}")
-        self.url = f"http://127.0.0.1:{int(line.split()[1])}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{int(line.split()[1])}"
+        self._tls = ssl.create_default_context(cafile=str(tls[0])) if tls else None
 
     def get(self, path: str) -> dict[str, Any]:
-        with urllib.request.urlopen(self.url + path, timeout=30) as resp:
+        with urllib.request.urlopen(self.url + path, timeout=30, context=self._tls) as resp:
             return json.loads(resp.read())
 
     def stop(self) -> None:
@@ -190,8 +196,17 @@ def window(samples: list[Sample], since_s: float) -> tuple[int, dict[str, float 
             {"p50": percentile(gaps, 50), "p99": percentile(gaps, 99)})
 
 
+def self_signed(work: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made with the openssl command (for --https)."""
+    cert, key = work / "upstream-cert.pem", work / "upstream-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
 def run_tool(tool: Tool, upstream: Upstream, streams: int, seconds: float, warmup: float, work: Path,
-             tokenizer: Path | None, cpu: int) -> StepResult:
+             tokenizer: Path | None, cpu: int, cafile: Path | None = None) -> StepResult:
     """Reset the server's record, run the tool once (bounded: warm-up + measured seconds), and compare the
     requests it started after the warm-up with the server's record of the requests that arrived then."""
     out = work / f"{tool.name}-{streams}"
@@ -200,7 +215,8 @@ def run_tool(tool: Tool, upstream: Upstream, streams: int, seconds: float, warmu
     cpu0, t0, wall0 = upstream.get("/_bench/stats")["cpu_s"], time.monotonic(), time.time()
     with (out / "tool.log").open("wb") as log:
         proc = subprocess.Popen(tool.command(upstream.url, streams, warmup + seconds, out, tokenizer), cwd=out,
-                                env=tool.env(tokenizer), stdout=log, stderr=subprocess.STDOUT,
+                                env={**tool.env(tokenizer), **({"SSL_CERT_FILE": str(cafile)} if cafile else {})},
+                                stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=pin_to(cpu))
         sampler = Sampler(proc.pid, upstream)
         sampler.start()
@@ -296,6 +312,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--aiperf-bin", default=os.environ.get("AIPERF_BIN", "/work/venvs/aiperf/bin/aiperf"))
     ap.add_argument("--aiperf-paired", action="store_true",
                     help="AIPerf writes its raw export; pair each chunk's arrival with the server's stamp")
+    ap.add_argument("--https", action="store_true",
+                    help="the upstream serves https with a self-signed certificate the tools trust (SSL_CERT_FILE)")
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--client-cpu", type=int, default=1)
     ap.add_argument("--keep", help="keep every tool's reports and logs in this directory")
@@ -378,16 +396,19 @@ def run(args: argparse.Namespace, steps: list[int], seconds: float, warmup: floa
     tokenizer = build_tokenizer(present, work)
     load = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    scheme = ", https" if args.https else ""
     print(f"{started}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; server CPU {args.server_cpu}, "
           f"clients CPU {args.client_cpu}; injected TTFT {args.ttft_ms:g} ms (+ uniform 0-{args.ttft_spread_ms:g}), "
-          f"gap {args.gap_ms:g} ms, {args.tokens} tokens one per chunk; per tool and step {warmup:g} s warm-up + "
-          f"{seconds:g} s measured")
-    upstream = Upstream(args.server_cpu, args.ttft_ms, args.ttft_spread_ms, args.gap_ms, args.tokens)
+          f"gap {args.gap_ms:g} ms, {args.tokens} tokens one per chunk{scheme}; per tool and step "
+          f"{warmup:g} s warm-up + {seconds:g} s measured")
+    tls = self_signed(work) if args.https else None
+    upstream = Upstream(args.server_cpu, args.ttft_ms, args.ttft_spread_ms, args.gap_ms, args.tokens, tls)
     results: list[StepResult] = []
     try:
         for streams in steps:
             for tool in present:
-                r = run_tool(tool, upstream, streams, seconds, warmup, work, tokenizer, args.client_cpu)
+                r = run_tool(tool, upstream, streams, seconds, warmup, work, tokenizer, args.client_cpu,
+                             tls[0] if tls else None)
                 results.append(r)
                 print(format_row(r), flush=True)
                 print(format_server(streams, r), flush=True)
@@ -401,7 +422,8 @@ def run(args: argparse.Namespace, steps: list[int], seconds: float, warmup: floa
     print_table(results, present)
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "started": started, "load_average": load, "seconds": seconds, "warmup": warmup, "steps": steps,
+            "started": started, "https": args.https, "load_average": load, "seconds": seconds, "warmup": warmup,
+            "steps": steps,
             "injected": {"ttft_ms": args.ttft_ms, "ttft_spread_ms": args.ttft_spread_ms, "gap_ms": args.gap_ms,
                          "tokens": args.tokens},
             "tolerance_ms": TOLERANCE_MS, "results": [asdict(r) for r in results],

@@ -18,7 +18,7 @@ Two servers:
   schedule) and answers `GET /_bench/stats[?full=1&since=<wall ns>]`, `POST /_bench/reset`,
   `GET /v1/models` and `GET /health`.
 
-    python benchmarks/sse_upstream.py --ttft-ms 200 --gap-ms 20 --tokens 64 [--cpu 0]
+    python benchmarks/sse_upstream.py --ttft-ms 200 --gap-ms 20 --tokens 64 [--cpu 0] [--tls-cert C --tls-key K]
 
 prints `port <n>` when listening; it serves until SIGTERM/SIGINT.
 """
@@ -37,6 +37,7 @@ import random
 import re
 import resource
 import signal
+import ssl
 import sys
 import time
 from array import array
@@ -359,7 +360,11 @@ async def serve(args: argparse.Namespace) -> None:
     ScheduledUpstream.ttft_spread_ns = int(args.ttft_spread_ms * NS_PER_MS)
     ScheduledUpstream.clock = Clock(int(args.gap_ms * NS_PER_MS))
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(ScheduledUpstream, "127.0.0.1", args.port, backlog=8192)
+    tls = None
+    if args.tls_cert:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+    server = await loop.create_server(ScheduledUpstream, "127.0.0.1", args.port, backlog=8192, ssl=tls)
     print(f"port {server.sockets[0].getsockname()[1]}", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -378,7 +383,12 @@ def main() -> int:
     parser.add_argument("--gap-ms", type=float, default=20.0)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--cpu", type=int, default=None, help="pin the server to this CPU")
+    parser.add_argument("--tls-cert", help="serve https with this certificate (PEM); needs --tls-key")
+    parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
     args = parser.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("error: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
     if args.tokens < 1 or args.gap_ms <= 0 or args.ttft_ms < 0 or args.ttft_spread_ms < 0:
         print("error: --tokens must be >= 1, --gap-ms > 0, --ttft-ms and --ttft-spread-ms >= 0", file=sys.stderr)
         return 2
