@@ -26,6 +26,7 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from bench_mock import pin
 from sse_upstream import RUNNING, STAMP, Upstream
 
 from conformance.stats import percentile
+from loadtests.client import enable_rx_timestamps, recv_stamped
 
 PATH = b"/v1/chat/completions"
 BODY = (b'{"model":"qwen-plus","messages":[{"role":"user","content":"Who are you?"}],"stream":true,'
@@ -47,17 +49,44 @@ BODY = (b'{"model":"qwen-plus","messages":[{"role":"user","content":"Who are you
 
 # -- the client: arrival time of every stamped event ----------------------------------------------------
 
+READ_TIME = False
+"""--read-time: stamp arrivals when the client's loop reads them (the client shares CPU 0 with the
+upstream, so its own delays add noise to both rounds), not when the kernel received the bytes."""
+
+
+async def read_stamped(sock: socket.socket) -> tuple[bytes, int]:
+    """Whatever the socket has, and its arrival time: the kernel's receive stamp (loadtests.client's
+    SO_TIMESTAMPNS reading, on the perf_counter_ns clock), or the read time where there is none."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            if READ_TIME:
+                return sock.recv(65536), time.perf_counter_ns()
+            return recv_stamped(sock, 65536)
+        except BlockingIOError:
+            ready = loop.create_future()
+            loop.add_reader(sock.fileno(), ready.set_result, None)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(sock.fileno())
+
+
 async def one_stream(port: int, path: bytes, delay: float, latencies: list[tuple[int, int]]) -> bool:
     await asyncio.sleep(delay)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"POST " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sk-bench-key-000\r\n"
-                 b"Content-Type: application/json\r\nConnection: close\r\nContent-Length: "
-                 + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    if not READ_TIME:
+        enable_rx_timestamps(sock)
+    await loop.sock_sendall(sock, b"POST " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            b"Authorization: Bearer sk-bench-key-000\r\nContent-Type: application/json\r\n"
+                            b"Connection: close\r\nContent-Length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
     carry, done = b"", False
     try:
         while True:
-            data = await reader.read(65536)
-            now = time.perf_counter_ns()
+            data, now = await read_stamped(sock)
             if not data:
                 break
             carry += data
@@ -71,7 +100,7 @@ async def one_stream(port: int, path: bytes, delay: float, latencies: list[tuple
             if done:
                 break
     finally:
-        writer.close()
+        sock.close()
     return done
 
 
@@ -206,7 +235,8 @@ async def bench(args: argparse.Namespace) -> int:
     print(f"{args.streams} concurrent streams x {args.events} events, {args.gap_ms:g} ms apart "
           f"({args.streams / Upstream.gap_s:,.0f} events/s), {args.rounds} round(s) each"
           + (f"; proxy recording ({lines} lines)" if record else "")
-          + ("; FLOOR: a do-nothing relay in the proxy's place" if args.floor else ""))
+          + ("; FLOOR: a do-nothing relay in the proxy's place" if args.floor else "")
+          + ("; arrivals: read time" if READ_TIME else "; arrivals: kernel receive stamps"))
     print(f"completed streams: direct {complete['direct']}/{expected}, proxied {complete['proxied']}/{expected}; "
           f"proxy CPU {proxy_cpu / proxy_wall:.0%} of one core, {proxy_cpu / len(proxied) * 1e6:.0f} µs per event, "
           f"preempted {preempted} time(s); load average {os.getloadavg()[0]:.2f}")
@@ -237,7 +267,11 @@ def main() -> int:
     parser.add_argument("--proxy-cpu", type=int, default=1, help="CPU the proxy is pinned to (client and upstream: 0)")
     parser.add_argument("--floor", action="store_true", help="measure a do-nothing relay instead of the proxy")
     parser.add_argument("--floor-relay", type=int, metavar="PORT", help=argparse.SUPPRESS)   # the relay child
+    parser.add_argument("--read-time", action="store_true",
+                        help="time arrivals when the client reads them, not with kernel receive stamps")
     args = parser.parse_args()
+    global READ_TIME
+    READ_TIME = args.read_time
     try:
         import uvloop
         uvloop.install()

@@ -87,6 +87,12 @@ def arrival_ns(ancdata: list[tuple[int, int, bytes]]) -> int:
     return now
 
 
+def recv_stamped(sock: socket.socket, size: int) -> tuple[bytes, int]:
+    """One read of a socket with receive timestamps on: (data, arrival time on the perf_counter_ns clock)."""
+    data, anc, _flags, _addr = sock.recvmsg(size, _ANC_SIZE)
+    return data, arrival_ns(anc)
+
+
 def arrival_clock(base_url: str) -> str:
     """Which clock times this target's events: "kernel" (receive timestamps; TLS is decrypted from the
     stamped socket) or "read" (a platform without them)."""
@@ -277,8 +283,7 @@ class _SocketReader:
 
     def read(self, size: int) -> tuple[bytes, int]:
         if self._stamped:
-            data, anc, _flags, _addr = self._sock.recvmsg(size, _ANC_SIZE)
-            return data, arrival_ns(anc)
+            return recv_stamped(self._sock, size)
         return self._sock.recv(size), perf_ns()
 
     def close(self) -> None:
