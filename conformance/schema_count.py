@@ -1,0 +1,179 @@
+"""Exact schema error counts without building one error object per error.
+
+Once a stream's schema.chunk listing is full, each further bad chunk only adds its number of errors
+to the total the report prints. jsonschema-rs' `iter_errors` builds an error (message, paths, a copy
+of the instance) for every error it counts, ~13 µs for the five of a tiny bad chunk, and the cache by
+exact text misses when every chunk differs (a counter or a token in each).
+
+The count needs none of that. The reference engine (jsonschema, whose `iter_errors` the listing
+flattens one entry per error) yields one error for a failing `type`, one per missing `required` name,
+and, unchanged, every error of the sub-schemas it descends into through `properties`, `items` and
+`$ref`. Those keywords are summed here in Python; every other sub-schema (anyOf, const, minimum,
+minLength...) is a leaf that jsonschema-rs answers with `is_valid` and counts with `iter_errors` only
+when it fails. A node that uses anything else becomes a leaf, and a schema whose references or
+identifiers could resolve differently once split gets no counter at all, so the count stays the
+reference one (tests/test_schema_count.py compares them on generated chunks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Counter = Callable[[Any], int]
+"""Errors the reference engine would yield for an instance (0 when it is valid)."""
+
+_TYPES: dict[str, type] = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+"""JSON types whose check is a plain isinstance in jsonschema (integer and number are not: 1.0, True)."""
+_ANNOTATIONS = frozenset({"title", "description", "$comment", "examples", "default", "deprecated", "readOnly",
+                          "writeOnly"})
+_SUMMED = frozenset({"type", "required", "properties", "items", "$ref"}) | _ANNOTATIONS
+_ROOT_ONLY = frozenset({"$schema", "$id", "$defs"})
+_SCOPED = ("$id", "$anchor", "$dynamicAnchor", "$dynamicRef", "$recursiveAnchor", "$recursiveRef")
+"""Keywords that change how references resolve: a schema holding one below its root is not split."""
+_LOCAL_REF = "#/$defs/"
+
+
+class _Unsplittable(Exception):
+    """The schema cannot be split with the same meaning: count with the whole-schema engine."""
+
+
+def compile_counter(schema: Any, leaf_validator: Callable[[Any], Any]) -> Counter | None:
+    """A Counter for `schema`, or None when it cannot be split safely. `leaf_validator(subschema)`
+    builds the jsonschema-rs validator of a leaf (with `is_valid` and `iter_errors`)."""
+    if not isinstance(schema, dict):
+        return None
+    defs = schema.get("$defs", {})
+    try:
+        _check_scopes(schema, defs, root=True)
+        return _Builder(defs, leaf_validator).node(schema, root=True)
+    except _Unsplittable:
+        return None
+    except Exception:  # a leaf the binding cannot compile alone: count the whole schema
+        return None
+
+
+def _check_scopes(node: Any, defs: Any, *, root: bool = False) -> None:
+    """Every $ref is `#/$defs/name` with name defined, and nothing below the root re-scopes them."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if ref is not None and not (isinstance(ref, str) and _ref_name(ref) in defs):
+            raise _Unsplittable(ref)
+        if not root and any(key in node for key in (*_SCOPED, "$defs", "$schema")):
+            raise _Unsplittable("scope")
+        for value in node.values():  # const and enum values too: a false alarm only costs speed
+            _check_scopes(value, defs)
+    elif isinstance(node, list):
+        for value in node:
+            _check_scopes(value, defs)
+
+
+def _ref_name(ref: str) -> str | None:
+    name = ref[len(_LOCAL_REF):]
+    if not ref.startswith(_LOCAL_REF) or not name or any(c in name for c in "/~%"):
+        return None
+    return name
+
+
+class _Builder:
+    def __init__(self, defs: dict[str, Any], leaf_validator: Callable[[Any], Any]):
+        self.defs = defs
+        self.leaf_validator = leaf_validator
+        self.refs: dict[str, Counter] = {}
+        self.building: set[str] = set()
+
+    def node(self, node: Any, *, root: bool = False) -> Counter:
+        if isinstance(node, bool):  # a `false` sub-schema is one error, whatever the instance
+            return _zero if node else _one
+        if not isinstance(node, dict):
+            raise _Unsplittable(node)
+        allowed = _SUMMED | _ROOT_ONLY if root else _SUMMED
+        if not node.keys() <= allowed or not _summable(node):
+            return self.leaf(node, root)
+        if "$ref" in node and node.keys() - _ANNOTATIONS == {"$ref"}:
+            return self.ref(node["$ref"])  # the target's count: one call fewer per level
+        types = node.get("type")
+        if types is not None:
+            types = tuple(_TYPES[t] for t in ([types] if isinstance(types, str) else types))
+        required = tuple(node.get("required", ()))
+        properties = {name: self.node(sub) for name, sub in node.get("properties", {}).items()}
+        items = self.node(node["items"]) if "items" in node else None
+        ref = self.ref(node["$ref"]) if "$ref" in node else None
+        if types is not None and not (required or properties or items or ref):
+            return _typed(types)  # the most common node (`{"type": ["string", "null"]}`), in one test
+        return _summed(types, required, properties, items, ref)
+
+    def ref(self, ref: str) -> Counter:
+        name = _ref_name(ref)
+        if name is None or name in self.building:  # recursive schemas are left whole
+            raise _Unsplittable(ref)
+        if name not in self.refs:
+            self.building.add(name)
+            self.refs[name] = self.node(self.defs[name])
+            self.building.discard(name)
+        return self.refs[name]
+
+    def leaf(self, node: dict[str, Any], root: bool) -> Counter:
+        validator = self.leaf_validator(node if root else {**node, "$defs": self.defs})
+        is_valid, iter_errors = validator.is_valid, validator.iter_errors
+
+        def count(instance: Any) -> int:
+            if is_valid(instance):
+                return 0
+            return sum(1 for _ in iter_errors(instance))
+
+        return count
+
+
+def _summable(node: dict[str, Any]) -> bool:
+    """The summed keywords in the plain forms whose reference semantics are the sums below."""
+    types = node.get("type")
+    if types is not None:
+        names = [types] if isinstance(types, str) else types
+        if not isinstance(names, list) or not all(isinstance(t, str) and t in _TYPES for t in names):
+            return False
+    required = node.get("required", [])
+    properties = node.get("properties", {})
+    return (isinstance(required, list) and all(isinstance(r, str) for r in required)
+            and isinstance(properties, dict)
+            and isinstance(node.get("items", {}), dict))  # `items: false` is one error, not one per item
+
+
+def _summed(types: tuple[type, ...] | None, required: tuple[str, ...], properties: dict[str, Counter],
+            items: Counter | None, ref: Counter | None) -> Counter:
+    """type: one error when no type matches; required, properties: objects only; items: arrays only
+    (there is no prefixItems here); $ref: every error of the target."""
+
+    def count(instance: Any) -> int:
+        n = 0 if types is None or isinstance(instance, types) else 1
+        if ref is not None:
+            n += ref(instance)
+        if isinstance(instance, dict):
+            for name in required:
+                if name not in instance:
+                    n += 1
+            for name, value in instance.items():
+                sub = properties.get(name)
+                if sub is not None:
+                    n += sub(value)
+        elif items is not None and isinstance(instance, list):
+            for value in instance:
+                n += items(value)
+        return n
+
+    return count
+
+
+def _typed(types: tuple[type, ...]) -> Counter:
+    def count(instance: Any) -> int:
+        return 0 if isinstance(instance, types) else 1
+
+    return count
+
+
+def _zero(instance: Any) -> int:
+    return 0
+
+
+def _one(instance: Any) -> int:
+    return 1
