@@ -17,6 +17,7 @@ reference one (tests/test_schema_count.py compares them on generated chunks).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -24,10 +25,12 @@ Counter = Callable[[Any], int]
 """Errors the reference engine would yield for an instance (0 when it is valid)."""
 
 _TYPES: dict[str, type] = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
-"""JSON types whose check is a plain isinstance in jsonschema (integer and number are not: 1.0, True)."""
+"""JSON types whose check is a plain isinstance in jsonschema (integer and number are not: True, 1.0)."""
 _ANNOTATIONS = frozenset({"title", "description", "$comment", "examples", "default", "deprecated", "readOnly",
                           "writeOnly"})
-_SUMMED = frozenset({"type", "required", "properties", "items", "$ref"}) | _ANNOTATIONS
+_STRUCTURE = frozenset({"type", "required", "properties", "items", "$ref"})
+_CHECKS = frozenset({"const", "enum", "anyOf", "minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum"})
+_SUMMED = _STRUCTURE | _CHECKS | _ANNOTATIONS
 _ROOT_ONLY = frozenset({"$schema", "$id", "$defs"})
 _SCOPED = ("$id", "$anchor", "$dynamicAnchor", "$dynamicRef", "$recursiveAnchor", "$recursiveRef")
 """Keywords that change how references resolve: a schema holding one below its root is not split."""
@@ -81,6 +84,7 @@ class _Builder:
         self.leaf_validator = leaf_validator
         self.refs: dict[str, Counter] = {}
         self.building: set[str] = set()
+        self.leaf_valid: dict[Counter, Callable[[Any], bool]] = {}
 
     def node(self, node: Any, *, root: bool = False) -> Counter:
         if isinstance(node, bool):  # a `false` sub-schema is one error, whatever the instance
@@ -92,16 +96,50 @@ class _Builder:
             return self.leaf(node, root)
         if "$ref" in node and node.keys() - _ANNOTATIONS == {"$ref"}:
             return self.ref(node["$ref"])  # the target's count: one call fewer per level
+        checks = [self.check(key, value) for key, value in node.items() if key in _CHECKS]
         types = node.get("type")
         if types is not None:
-            types = tuple(_TYPES[t] for t in ([types] if isinstance(types, str) else types))
+            names = [types] if isinstance(types, str) else types
+            if all(name in _TYPES for name in names):
+                types = tuple(_TYPES[name] for name in names)
+            else:
+                checks.append(_type_check(names))
+                types = None
         required = tuple(node.get("required", ()))
         properties = {name: self.node(sub) for name, sub in node.get("properties", {}).items()}
         items = self.node(node["items"]) if "items" in node else None
         ref = self.ref(node["$ref"]) if "$ref" in node else None
-        if types is not None and not (required or properties or items or ref):
-            return _typed(types)  # the most common node (`{"type": ["string", "null"]}`), in one test
-        return _summed(types, required, properties, items, ref)
+        if not (required or properties or items or ref):
+            return _scalar(types, tuple(checks))
+        children_valid = None
+        if properties or items:  # one is_valid in Rust answers "no error below" for a whole subtree
+            below = {key: node[key] for key in ("properties", "items") if key in node}
+            children_valid = self.leaf_validator({**below, "$defs": self.defs}).is_valid
+        return _summed(types, required, properties, items, ref, tuple(checks), children_valid)
+
+    def check(self, keyword: str, value: Any) -> Counter:
+        """One error when the keyword fails, as in jsonschema._keywords (types it does not apply to pass)."""
+        if keyword == "anyOf":
+            return _any_of(tuple(self.valid(sub) for sub in value))
+        if keyword == "const":  # a string: jsonschema's equal() is then ==
+            return lambda instance: 0 if instance == value else 1
+        if keyword == "enum":  # strings only: equal() is then ==, and no other type can match
+            names = frozenset(value)
+            return lambda instance: 0 if isinstance(instance, str) and instance in names else 1
+        if keyword in ("minLength", "maxLength", "minItems", "maxItems"):
+            kind = str if keyword.endswith("Length") else list
+            if keyword.startswith("min"):
+                return lambda instance: 1 if isinstance(instance, kind) and len(instance) < value else 0
+            return lambda instance: 1 if isinstance(instance, kind) and len(instance) > value else 0
+        if keyword == "minimum":
+            return lambda instance: 1 if _is_number(instance) and instance < value else 0
+        return lambda instance: 1 if _is_number(instance) and instance > value else 0  # maximum
+
+    def valid(self, node: Any) -> Callable[[Any], bool]:
+        """Whether an instance has no error under `node` (anyOf needs no more): a leaf's is_valid,
+        never its iter_errors."""
+        count = self.node(node)
+        return self.leaf_valid.get(count) or (lambda instance: count(instance) == 0)
 
     def ref(self, ref: str) -> Counter:
         name = _ref_name(ref)
@@ -122,6 +160,7 @@ class _Builder:
                 return 0
             return sum(1 for _ in iter_errors(instance))
 
+        self.leaf_valid[count] = is_valid
         return count
 
 
@@ -130,7 +169,19 @@ def _summable(node: dict[str, Any]) -> bool:
     types = node.get("type")
     if types is not None:
         names = [types] if isinstance(types, str) else types
-        if not isinstance(names, list) or not all(isinstance(t, str) and t in _TYPES for t in names):
+        if not isinstance(names, list) or not all(isinstance(t, str) and t in _TYPE_CHECKS for t in names):
+            return False
+    if "const" in node and not isinstance(node["const"], str):
+        return False
+    if "enum" in node and not (isinstance(node["enum"], list) and all(isinstance(v, str) for v in node["enum"])):
+        return False
+    if "anyOf" in node and not (isinstance(node["anyOf"], list) and node["anyOf"]):
+        return False
+    for key in ("minLength", "maxLength", "minItems", "maxItems"):
+        if key in node and type(node[key]) is not int:
+            return False
+    for key in ("minimum", "maximum"):
+        if key in node and type(node[key]) not in (int, float):
             return False
     required = node.get("required", [])
     properties = node.get("properties", {})
@@ -140,23 +191,29 @@ def _summable(node: dict[str, Any]) -> bool:
 
 
 def _summed(types: tuple[type, ...] | None, required: tuple[str, ...], properties: dict[str, Counter],
-            items: Counter | None, ref: Counter | None) -> Counter:
+            items: Counter | None, ref: Counter | None, checks: tuple[Counter, ...],
+            children_valid: Callable[[Any], bool] | None) -> Counter:
     """type: one error when no type matches; required, properties: objects only; items: arrays only
-    (there is no prefixItems here); $ref: every error of the target."""
+    (there is no prefixItems here); $ref: every error of the target; checks: their own counts.
+    `children_valid` (jsonschema-rs on properties and items alone) skips the walk below when no child
+    has an error: the usual case, one bad field in an otherwise good chunk."""
 
     def count(instance: Any) -> int:
         n = 0 if types is None or isinstance(instance, types) else 1
         if ref is not None:
             n += ref(instance)
+        for check in checks:
+            n += check(instance)
         if isinstance(instance, dict):
             for name in required:
                 if name not in instance:
                     n += 1
-            for name, value in instance.items():
-                sub = properties.get(name)
-                if sub is not None:
-                    n += sub(value)
-        elif items is not None and isinstance(instance, list):
+            if properties and not children_valid(instance):
+                for name, value in instance.items():
+                    sub = properties.get(name)
+                    if sub is not None:
+                        n += sub(value)
+        elif items is not None and isinstance(instance, list) and not children_valid(instance):
             for value in instance:
                 n += items(value)
         return n
@@ -164,9 +221,72 @@ def _summed(types: tuple[type, ...] | None, required: tuple[str, ...], propertie
     return count
 
 
-def _typed(types: tuple[type, ...]) -> Counter:
+def _any_of(branches: tuple[Callable[[Any], bool], ...]) -> Counter:
+    """One error when no branch is valid (the branches' own errors are only its context)."""
+
     def count(instance: Any) -> int:
-        return 0 if isinstance(instance, types) else 1
+        for valid in branches:
+            if valid(instance):
+                return 0
+        return 1
+
+    return count
+
+
+def _is_number(instance: Any) -> bool:
+    """jsonschema's "number": any numbers.Number but bool (int and float first: the ABC check is slow)."""
+    kind = type(instance)
+    if kind is int or kind is float:
+        return True
+    return isinstance(instance, numbers.Number) and not isinstance(instance, bool)
+
+
+def _is_integer(instance: Any) -> bool:
+    """Draft 2020-12's "integer": an int (not bool), or a float with no fractional part (1.0)."""
+    kind = type(instance)
+    if kind is int:
+        return True
+    if kind is bool:
+        return False
+    return isinstance(instance, int) or (isinstance(instance, float) and instance.is_integer())
+
+
+def _is_a(kind: type) -> Callable[[Any], bool]:
+    return lambda instance: isinstance(instance, kind)
+
+
+_TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    **{name: _is_a(kind) for name, kind in _TYPES.items()}, "integer": _is_integer, "number": _is_number}
+
+
+def _type_check(names: list[str]) -> Counter:
+    """A `type` naming integer or number: one error when no named type matches."""
+    checks = tuple(_TYPE_CHECKS[name] for name in names)
+    if len(checks) == 1:
+        check = checks[0]
+        return lambda instance: 0 if check(instance) else 1
+
+    def count(instance: Any) -> int:
+        for check in checks:
+            if check(instance):
+                return 0
+        return 1
+
+    return count
+
+
+def _scalar(types: tuple[type, ...] | None, checks: tuple[Counter, ...]) -> Counter:
+    """A node with nothing below it (most nodes: `{"type": ["string", "null"]}`), in as few calls as it takes."""
+    if not checks:
+        return lambda instance: 0 if types is None or isinstance(instance, types) else 1
+    if types is None and len(checks) == 1:
+        return checks[0]
+
+    def count(instance: Any) -> int:
+        n = 0 if types is None or isinstance(instance, types) else 1
+        for check in checks:
+            n += check(instance)
+        return n
 
     return count
 

@@ -103,7 +103,11 @@ SUMMED_EDGES: list[dict[str, Any]] = [
     {"type": "array", "items": {"type": "array", "items": {"type": "null"}}},
     {"items": {"required": ["x"]}, "required": ["x"]},  # keywords without `type` ignore other types
     {"type": "boolean"},
-    {"type": "integer", "minimum": 0},  # integer: a leaf (1.0 is an integer, True is not)
+    {"type": "integer", "minimum": 0},  # 1.0 is an integer, True is not
+    {"type": ["number", "string"], "maximum": 2, "minLength": 1, "maxLength": 1},
+    {"anyOf": [{"enum": ["x", "0"]}, {"type": "null"}, {"additionalProperties": False, "required": ["a"]}]},
+    {"type": "array", "minItems": 1, "maxItems": 2, "items": {"const": "x"}},
+    {"properties": {"a": {"const": "x", "type": "integer"}, "b": {"enum": ["x", "content"], "minLength": 2}}},
     {"$ref": "#/$defs/a", "type": "object", "required": ["y"], "$defs": {"a": {"required": ["x"]}}},
     {"properties": {"n": {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/a"}]}},
      "$defs": {"a": {"type": "object", "properties": {"m": {"const": 1}}}}},
