@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .profiles import Profile, deep_merge, load_profile
 from .resources import schemas_dir
+from .schema_count import Counter, compile_counter
 
 try:
     import jsonschema_rs
@@ -183,7 +184,24 @@ class SchemaValidator:
             return count
         return self._count(instance)
 
+    @functools.cached_property
+    def _counter(self) -> Counter | None:
+        """Built on the first count: a capture without bad chunks never pays for it (~1 ms)."""
+        if self._rs is None:
+            return None
+        return compile_counter(self.schema, jsonschema_rs.Draft202012Validator)
+
     def _count(self, instance: Any) -> int:
+        counter = self._counter
+        if counter is not None:  # exact, without an error object per error (schema_count)
+            try:
+                return counter(instance)
+            except (ValueError, OverflowError, TypeError):
+                pass
+        return self._whole_count(instance)
+
+    def _whole_count(self, instance: Any) -> int:
+        """The count from one engine over the whole schema: jsonschema-rs, else the reference."""
         if self._rs is not None:
             try:
                 return sum(1 for _ in self._rs.iter_errors(instance))
