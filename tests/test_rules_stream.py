@@ -8,6 +8,8 @@ import tracemalloc
 from typing import Any
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conformance.profiles import load_profile
 from conformance.rules import StreamChecker, Violation
@@ -227,3 +229,43 @@ def test_schema_failures_on_every_chunk_are_capped_too() -> None:
     found = run(items)
     assert {v.rule for v in found} == {"schema.chunk"}
     assert len(found) == MAX_PER_RULE + 1 and found[-1].event is None
+
+
+# -- any value anywhere: findings, never an exception ----------------------------------------------------
+
+_ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=False) | st.sampled_from(["", "x", "stop"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["index", "x", "role"]), inner,
+                                                                max_size=3),
+    max_leaves=8)
+_PATHS = [("choices", 0, "index"), ("choices", 0, "delta"), ("choices", 0, "delta", "role"),
+          ("choices", 0, "delta", "content"), ("choices", 0, "delta", "tool_calls"),
+          ("choices", 0, "delta", "tool_calls", 0, "index"), ("choices", 0, "delta", "tool_calls", 0, "function"),
+          ("choices", 0, "finish_reason"), ("choices", 0), ("choices",), ("usage",), ("id",), ("created",),
+          ("model",), ("object",)]
+
+
+def _tool_stream() -> list[Any]:
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    return [chunk([delta({"content": None, "role": "assistant", "tool_calls": [call]})]),
+            chunk([delta({}, "tool_calls")]), chunk([], USAGE), "[DONE]"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(base=st.sampled_from(["plain", "tools"]), at=st.integers(0, 4), path=st.sampled_from(_PATHS),
+       value=_ANY_JSON)
+def test_any_value_at_any_field_is_a_finding_not_a_crash(base: str, at: int, path: tuple[Any, ...],
+                                                          value: Any) -> None:
+    """A hostile server can put any JSON anywhere (an index that is a list once stopped validate with
+    an internal error): the stream rules report, they never raise."""
+    items = plain(3) if base == "plain" else _tool_stream()
+    target = items[min(at, len(items) - 2)]
+    node: Any = target
+    for key in path[:-1]:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return
+    if isinstance(node, dict) or (isinstance(node, list) and isinstance(path[-1], int) and path[-1] < len(node)):
+        node[path[-1]] = value
+    run(items)  # must not raise

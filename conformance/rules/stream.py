@@ -269,7 +269,10 @@ class StreamChecker:
 
     def _plain(self, ch: dict[str, Any]) -> bool:
         """The common case: a content delta of an open choice, with nothing for any rule to check."""
-        state = self._choices.get(ch.get("index"))
+        idx = ch.get("index")
+        if type(idx) is not int:  # a list or dict would not even be a key; the chunk schema reports it
+            return False
+        state = self._choices.get(idx)
         if state is None or state.finish is not None or ch.get("finish_reason") is not None:
             return False
         delta = ch.get("delta")
