@@ -7,7 +7,8 @@ asyncio HTTP server that answers every POST with an event stream of `--events` r
 `--gap-ms` apart, stamping each chunk with `perf_counter_ns()` taken right before its write; and `--streams` concurrent
 raw-socket clients that note when each chunk arrives. Stream starts are spread over one gap, as real
 users' are. The proxy (`chatconf proxy`, a subprocess pinned to CPU 1) sits in between for the proxied
-rounds. Direct and proxied rounds alternate; per event, latency = arrival - write. The proxy's added
+rounds. Direct and proxied rounds alternate; per event, latency = arrival (the kernel's receive stamp on the
+client's socket; --read-time: when the client read it) - write. The proxy's added
 latency is the difference of the two distributions at p50 and p99 (events cannot be paired across
 rounds). The proxy validates every stream as it does for users (`--record` also writes the recording).
 
