@@ -5,7 +5,7 @@ blocks (events late by hundreds of ms, ITL 0) and HttpUser stops its timer at th
 (docs/load.md). This client owns the socket: each read returns whatever the kernel has, stamped
 with its arrival time (below), and the bytes go through a minimal chunked-transfer decoder. An SSE
 body is kept as it arrived, each piece with its time, and decoded by `conformance.sse.SSEDecoder` when
-the stream is scored (`post_stream_raw`, loadtests/rawstream.py says why); nothing is parsed as JSON
+the stream is scored (`post_stream_raw`, conformance/rawstream.py says why); nothing is parsed as JSON
 while bytes are being read.
 
 Arrival times come from the kernel where it can give them: on plain TCP sockets the client asks for
@@ -34,10 +34,9 @@ from urllib.parse import urlsplit
 
 from conformance.exchange import Exchange, HTTPRequest, make_headers
 from conformance.jsonutil import JSONError, dumpb, loads
+from conformance.rawstream import RawStream
 from conformance.sse import SSEError
 from conformance.tls import client_context
-
-from .rawstream import RawStream
 
 try:  # present wherever gevent is (Locust); the client itself also works without it
     from greenlet import getcurrent as _getcurrent
@@ -433,7 +432,7 @@ class StreamClient:
 
     def post_stream_raw(self, path: str, body: dict, *, entry: int = 0) -> tuple[Exchange, RawStream | None]:
         """`post_stream`, with an SSE answer left undecoded: the Exchange (`events` unset) and its
-        RawStream, whose `events()` gives what `post_stream` would have (loadtests/rawstream.py)."""
+        RawStream, whose `events()` gives what `post_stream` would have (conformance/rawstream.py)."""
         payload = dumpb(body)
         wire = self._head_bytes(path, len(payload)) + payload
         req_headers = {"content-type": "application/json", "accept": "text/event-stream, application/json"}

@@ -520,7 +520,7 @@ class LoadRuntime:
         ex, raw, t_sched, user, kind, t_wall = item
         self._backlog_events -= _weight(item)
         try:
-            if raw is not None:  # kept raw while in flight (loadtests/rawstream.py)
+            if raw is not None:  # kept raw while in flight (conformance/rawstream.py)
                 ex.events = raw.events()
             m = stream_metrics(ex, t_sched)
             violations = check_stream(ex, self.profile) if self.check else []

@@ -137,8 +137,8 @@ class ProxyApp:
         capture = None
         if is_chat_path(scope["path"]):
             capture = ExchangeCapture(self.config.profile, method=method, url=url, source=self.config.upstream,
-                                      headers=_text(headers),
-                                      body=body)
+                                      headers=_text(headers), body=body,
+                                      keep_events=self.recording is not None)
         if capture is not None:
             capture.sent()
         try:
@@ -256,9 +256,11 @@ class ProxyApp:
         recorder's queue is FIFO, its one thread writes them in that order)."""
         entry = self._entries
         self._entries += 1
-        violations = capture.finish(transport_error, entry=entry, client_gone=client_gone, t_end_ns=t_end_ns)
-        if self.recording is not None:
-            self.recording.put(capture.ex)
+        recording = self.recording
+        violations = capture.finish(transport_error, entry=entry, client_gone=client_gone, t_end_ns=t_end_ns,
+                                    decode_events=recording is None)
+        if recording is not None:  # the thread decodes the kept stream again, off the loop
+            recording.put(capture.ex, capture.events_later)
         return self.findings.add(violations, method=method, path=path, status=capture.ex.status, entry=entry)
 
 

@@ -20,7 +20,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..exchange import Exchange
 from ..outputs import OutputError
@@ -38,7 +40,7 @@ class BackgroundRecorder:
     def __init__(self, path: str | Path, *, max_pending: int = MAX_PENDING):
         self.path = Path(path)
         self._writer = RecordingWriter(path, live=True)
-        self._queue: queue.Queue[Exchange | None] = queue.Queue(max_pending)
+        self._queue: queue.Queue[tuple[Exchange, Callable[[], Any] | None] | None] = queue.Queue(max_pending)
         self.queued = 0
         self.waits = 0
         self.wait_s = 0.0
@@ -56,14 +58,15 @@ class BackgroundRecorder:
         """Set when a write failed (full disk): the recording stopped there, the proxy goes on."""
         return self._writer.error
 
-    def put(self, ex: Exchange) -> None:
+    def put(self, ex: Exchange, events: Callable[[], Any] | None = None) -> None:
         """Queue one finished exchange; waits only while the queue is full. The Exchange must not
-        change afterwards (the writer reads it from its own thread)."""
+        change afterwards (the writer reads it from its own thread). `events`, when given, makes
+        its events in that thread, just before its line is written."""
         if self._closed:
             raise ValueError("recording is closed")
         self.queued += 1
         try:
-            self._queue.put_nowait(ex)
+            self._queue.put_nowait((ex, events))
             return
         except queue.Full:
             pass
@@ -71,7 +74,7 @@ class BackgroundRecorder:
         started = time.perf_counter()
         while True:
             try:
-                self._queue.put(ex, timeout=1.0)
+                self._queue.put((ex, events), timeout=1.0)
                 break
             except queue.Full:
                 if not self._thread.is_alive():  # pragma: no cover - _run catches everything per line
@@ -88,10 +91,13 @@ class BackgroundRecorder:
 
     def _run(self) -> None:
         while True:
-            ex = self._queue.get()
-            if ex is _STOP:
+            item = self._queue.get()
+            if item is _STOP:
                 return
+            ex, events = item
             try:
+                if events is not None:
+                    ex.events = events()
                 self._writer.write(ex)
             except Exception as exc:  # pragma: no cover - write() turns every failure into a line or .error
                 if self._writer.error is None:

@@ -1,7 +1,7 @@
 """RawStream: an SSE body kept raw while in flight decodes to exactly the events a live decoder gives.
 
 The load client keeps each stream's bytes and arrival times and decodes them when the stream is
-scored (loadtests/rawstream.py). Every field of every event, its time above all, must be what
+scored (conformance/rawstream.py). Every field of every event, its time above all, must be what
 `SSEDecoder.feed` would have produced as the pieces arrived: for any split of the bytes, with
 invalid UTF-8, an unterminated last event, and across the switch to live decoding past RAW_LIMIT.
 """
@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conformance import rawstream
+from conformance.rawstream import RawStream
 from conformance.sse import SSEDecoder
-from loadtests import rawstream
-from loadtests.rawstream import RawStream
 from tests.test_sse_decoder import CASES
 
 JUNK = [b"\xff", b"\xe4\xbd", b"\r", b"\n\n", b": ping\n", b"data: \xc3\n\n", b"event: x\ndata: y"]

@@ -1,11 +1,13 @@
-"""An SSE body kept as it arrived (bytes and each read's arrival time), decoded when it is scored.
+"""An SSE body kept as it arrived (bytes and each read's arrival time), decoded when it is needed.
 
-Why: a load worker holds every stream in flight. As event objects (ten fields each, plus their
-strings and times) a thousand streams are ~100,000 objects, and CPython's youngest generation grows
-with them: its allocation counter also drops when older objects die, so under steady churn a
-collection comes rarely and then visits every in-flight event at once, a pause measured at 50-110 ms
-that held every socket read behind it (the TTFT p99 tail at 1,000 streams per core). Kept raw, a
-stream in flight is two buffers the collector does not track.
+Why: the load worker and the proxy hold every stream in flight. As event objects (ten fields each,
+plus their strings and times) a thousand streams are ~100,000 objects, and CPython's youngest
+generation grows with them: its allocation counter also drops when older objects die, so under
+steady churn a collection comes rarely and then visits every in-flight event at once, a pause
+measured at 50-110 ms in the load worker (the TTFT p99 tail at 1,000 streams per core) and 1.4-5 ms
+in the proxy at 100. Kept raw, a stream in flight is two buffers the collector barely sees. The load
+client decodes a stream when it is scored; the proxy, which checks each event as it arrives, keeps
+the raw stream only for the recording and decodes it in the recording thread.
 
 Decoding later feeds `conformance.sse.SSEDecoder` the same pieces with the same arrival times, in
 order, so the events are exactly the ones it would have produced as the bytes arrived. Past
@@ -48,11 +50,13 @@ class RawStream:
         """Pieces kept raw (about one per event for a streaming server): what scoring this will cost."""
         return len(self._marks) // 2
 
-    def events(self) -> list[SSEEvent]:
-        """Every event of the stream, each stamped as `SSEDecoder.feed` stamps it on arrival."""
+    def events(self, *, close: bool = True) -> list[SSEEvent]:
+        """Every event of the stream, each stamped as `SSEDecoder.feed` stamps it on arrival; with
+        `close=False` without the unterminated last one that `SSEDecoder.close` would flush."""
         decoder = self._decode_kept()
         events = self._events
-        events.extend(decoder.close())
+        if close:
+            events.extend(decoder.close())
         self._events = []
         return events
 
