@@ -59,11 +59,12 @@ class ProxyProcess:
                 return written
             time.sleep(0.02)
 
-    def stop(self) -> tuple[int, str, str]:
-        """Ctrl-C; (exit code, everything it printed on stdout, stderr)."""
-        if self.proc.poll() is None:
+    def stop(self, *, interrupt: bool = True) -> tuple[int, str, str]:
+        """Ctrl-C (or, with interrupt=False, wait for an exit it was already told to make); (exit code,
+        everything it printed on stdout, stderr)."""
+        if interrupt and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-        rc = self.proc.wait(timeout=10)
+        rc = self.proc.wait(timeout=15)
         self._reader.join(5)
         return rc, "".join(self.lines), self.proc.stderr.read() if self.proc.stderr else ""
 
@@ -268,7 +269,7 @@ def test_a_burst_of_streams_then_sigterm_leaves_a_complete_ordered_recording(moc
         found = proxy.findings()
     finally:
         proxy.proc.send_signal(signal.SIGTERM)   # the recording thread may still hold lines
-        rc, out, err = proxy.stop()
+        rc, out, err = proxy.stop(interrupt=False)   # SIGTERM alone ends it (a Ctrl-C now would race)
     assert all(a.rstrip().endswith("data: [DONE]") for a in answers)
     assert found["exchanges"] == 100 and found["findings"] == 0, found
     assert rc == 0, err
@@ -299,7 +300,8 @@ def test_sigterm_lets_streams_in_flight_finish_and_records_them(mock: MockServer
         answers = asyncio.run(_streams(proxy.url, 20, KEY))
     finally:
         killer.join()
-        rc, out, err = proxy.stop()
+        # SIGTERM alone must end it once the recording is written; a Ctrl-C now would race that
+        rc, out, err = proxy.stop(interrupt=False)
     assert all(a.rstrip().endswith("data: [DONE]") for a in answers)   # the shutdown waited for them
     assert rc == 0 and "20 line(s) recorded" in err, err
     lines = _lines(record)
