@@ -222,11 +222,15 @@ def _summed(types: tuple[type, ...] | None, required: tuple[str, ...], propertie
 
 
 def _any_of(branches: tuple[Callable[[Any], bool], ...]) -> Counter:
-    """One error when no branch is valid (the branches' own errors are only its context)."""
+    """One error when no branch is valid (the branches' own errors are only its context); also a
+    `type` that names several types, one of them integer or number (`_type_check`)."""
+    if len(branches) == 1:
+        holds = branches[0]
+        return lambda instance: 0 if holds(instance) else 1
 
     def count(instance: Any) -> int:
-        for valid in branches:
-            if valid(instance):
+        for holds in branches:
+            if holds(instance):
                 return 0
         return 1
 
@@ -261,18 +265,7 @@ _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
 
 def _type_check(names: list[str]) -> Counter:
     """A `type` naming integer or number: one error when no named type matches."""
-    checks = tuple(_TYPE_CHECKS[name] for name in names)
-    if len(checks) == 1:
-        check = checks[0]
-        return lambda instance: 0 if check(instance) else 1
-
-    def count(instance: Any) -> int:
-        for check in checks:
-            if check(instance):
-                return 0
-        return 1
-
-    return count
+    return _any_of(tuple(_TYPE_CHECKS[name] for name in names))
 
 
 def _scalar(types: tuple[type, ...] | None, checks: tuple[Counter, ...]) -> Counter:

@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import random
 import re
-import shutil
 import socket
 import ssl
-import subprocess
 import sys
 import threading
 import time
@@ -22,6 +20,7 @@ import pytest
 
 from loadtests.client import ChunkedDecoder, HTTPProtocolError, StreamClient, Target
 from loadtests.metrics import stream_metrics
+from tests.certs import self_signed
 
 
 class TinyServer:
@@ -381,15 +380,7 @@ def test_the_report_names_the_clock_each_target_is_timed_with() -> None:
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (made with the openssl command)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("no openssl command to make a certificate")
-    d = tmp_path_factory.mktemp("tls")
-    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "k.pem"),
-                           "-out", str(d / "c.pem"), "-days", "1", "-subj", "/CN=127.0.0.1",
-                           "-addext", "subjectAltName=IP:127.0.0.1"], capture_output=True, timeout=60)
-    if made.returncode != 0:
-        pytest.skip("openssl could not make a certificate")
-    return d / "c.pem", d / "k.pem"
+    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 def _tls_sse_server(cert: tuple[Path, Path], events: list[bytes], gap_s: float) -> tuple[int, threading.Thread]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 
 from conformance.mock import MockConfig, MockServer
 from conformance.recording import iter_recording
+from tests.certs import self_signed
 
 from .hostile_server import HostileServer
 
@@ -275,16 +275,8 @@ def test_preflight_silent_server_is_exit_2_within_the_timeout():
 def tls_port(tmp_path_factory: pytest.TempPathFactory):
     """A loopback TLS server (self-signed certificate made with the openssl command) that completes
     handshakes and then closes: enough to show http:// to a TLS port and an untrusted certificate."""
-    if shutil.which("openssl") is None:
-        pytest.skip("no openssl command to make a certificate")
-    d = tmp_path_factory.mktemp("tls")
-    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "k.pem"),
-                           "-out", str(d / "c.pem"), "-days", "1", "-subj", "/CN=localhost"],
-                          capture_output=True, timeout=60)
-    if made.returncode != 0:
-        pytest.skip("openssl could not make a certificate")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(d / "c.pem", d / "k.pem")
+    ctx.load_cert_chain(*self_signed(tmp_path_factory.mktemp("tls"), ip_san=False))
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
     stop = threading.Event()

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import http.server
 import json
-import shutil
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ from conformance.errors import UsageError
 from conformance.preflight import preflight
 from conformance.tls import client_context
 from loadtests.client import StreamClient
+from tests.certs import self_signed
 
 ANSWER = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "qwen-plus",
           "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "length"}],
@@ -48,21 +47,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def https_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """(base URL, certificate) of a loopback https server whose certificate nobody trusts by default."""
-    if shutil.which("openssl") is None:
-        pytest.skip("no openssl command to make a certificate")
-    d = tmp_path_factory.mktemp("tls-trust")
-    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "k.pem"),
-                           "-out", str(d / "c.pem"), "-days", "1", "-subj", "/CN=127.0.0.1",
-                           "-addext", "subjectAltName=IP:127.0.0.1"], capture_output=True, timeout=60)
-    if made.returncode != 0:
-        pytest.skip("openssl could not make a certificate")
+    cert, key = self_signed(tmp_path_factory.mktemp("tls-trust"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(d / "c.pem", d / "k.pem")
+    ctx.load_cert_chain(cert, key)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"https://127.0.0.1:{server.server_address[1]}/v1", d / "c.pem"
+    yield f"https://127.0.0.1:{server.server_address[1]}/v1", cert
     server.shutdown()
     server.server_close()
 
