@@ -140,7 +140,6 @@ class SchemaValidator:
     def __init__(self, kind: str, schema: dict[str, Any]):
         self.kind = kind
         self.schema = schema
-        self._py_validator: jsonschema.Draft202012Validator | None = None
         self._counts: dict[str, int] = {}
         self._rs = None
         if jsonschema_rs is not None:
@@ -149,15 +148,13 @@ class SchemaValidator:
             except Exception:  # pragma: no cover - schema features the binding lacks
                 self._rs = None
 
-    @property
+    @functools.cached_property
     def _py(self) -> jsonschema.Draft202012Validator:
         """The reference engine, built (and imported: ~90 ms) only when an instance needs its
         messages or the Rust binding is missing: a capture of valid traffic never pays for it."""
-        if self._py_validator is None:
-            import jsonschema
+        import jsonschema
 
-            self._py_validator = jsonschema.Draft202012Validator(self.schema)
-        return self._py_validator
+        return jsonschema.Draft202012Validator(self.schema)
 
     def is_valid(self, instance: Any) -> bool:
         if self._rs is not None:

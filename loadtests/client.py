@@ -261,8 +261,7 @@ class _HubReader:
                 timer.stop()
             try:
                 if self._stamped:
-                    data, anc, _flags, _addr = raw.recvmsg(size, _ANC_SIZE)
-                    return data, arrival_ns(anc)
+                    return recv_stamped(raw, size)
                 return raw.recv(size), perf_ns()
             except BlockingIOError:
                 continue
