@@ -193,7 +193,8 @@ def available_profiles() -> list[str]:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    return read_yaml_mapping(path, f"profile {path}", ProfileError)
+    """A packaged profile is read from its parsed twin when that is fresh (resources.PARSED_SUFFIX)."""
+    return read_yaml_mapping(path, f"profile {path}", ProfileError, twin=path.parent == profiles_dir())
 
 
 def _resolve(name_or_path: str, seen: tuple[str, ...]) -> dict[str, Any]:

@@ -19,6 +19,8 @@ import gc
 
 import gevent
 
+from conformance.heap import settle_heap
+
 YOUNG_EVERY_S = 0.1
 """Seconds between young-generation collections."""
 
@@ -26,17 +28,10 @@ MIDDLE_EVERY = 10
 """Every this many young collections, the middle generation is collected with them."""
 
 
-def settle_heap() -> None:
-    """At test start: collect start-up garbage, hide what is left from the collector, and make the
-    automatic collections a backstop (the pacer runs them). vllm bench serve freezes its heap too."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 1000)
-
-
 def pace_collections(every_s: float = YOUNG_EVERY_S, middle_every: int = MIDDLE_EVERY) -> None:
     """A greenlet's body: young collections every `every_s`, the middle generation every
-    `middle_every`-th time. Runs until killed."""
+    `middle_every`-th time. Runs until killed. `settle_heap` (conformance.heap, re-exported here) at
+    test start makes the automatic collections a backstop; vllm bench serve freezes its heap too."""
     n = 0
     while True:
         gevent.sleep(every_s)

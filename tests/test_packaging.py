@@ -23,6 +23,7 @@ def test_wheel_contains_code_schemas_profiles_and_fixtures(tmp_path: Path) -> No
         assert f"conformance/_schemas/{schema.name}" in names
     for profile in (ROOT / "schemas" / "profiles").glob("*.yaml"):
         assert f"conformance/_schemas/profiles/{profile.name}" in names
+        assert f"conformance/_schemas/profiles/{profile.name}.parsed.json" in names  # resources.PARSED_SUFFIX
     for fixture in (ROOT / "fixtures").rglob("*"):
         if fixture.is_file() and not fixture.name.startswith("."):  # .gitkeep keeps an empty test dir
             assert f"conformance/_fixtures/{fixture.relative_to(ROOT / 'fixtures').as_posix()}" in names

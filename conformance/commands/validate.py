@@ -13,6 +13,7 @@ import sys
 from typing import TextIO
 
 from ..errors import UsageError
+from ..heap import settle_heap
 from ..jsonutil import dumps
 from ..parallel import default_jobs
 from ..profiles import ProfileError, load_profile
@@ -86,6 +87,7 @@ def main(args: argparse.Namespace) -> int:
     jobs = default_jobs() if args.jobs is None else args.jobs
     if not 1 <= jobs <= 256:
         raise UsageError("--jobs must be between 1 and 256")
+    settle_heap(collect=False)  # a pass over millions of parsed chunks: rare young collections (heap.py)
     results: list[FileResult] = []
     out = sys.stdout
     progress = Progress(sys.stderr, total=sum(1 for _ in iter_paths(args.paths))) if sys.stderr.isatty() else None

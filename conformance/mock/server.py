@@ -8,7 +8,6 @@ parent that dies for any reason leaves no orphan server behind.
 
 from __future__ import annotations
 
-import gc
 import os
 import socket
 import subprocess
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 
 from ..descriptors import reserve_descriptors
+from ..heap import settle_heap
 from ..processes import stop_process
 from .config import MockConfig
 from .exposure import control_secret
@@ -48,6 +48,10 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+SERVER_THRESHOLDS = (20_000, 20, 100)
+"""Collector thresholds of a process that serves streams (conformance.heap)."""
+
+
 def prepare_process() -> None:
     """Process-wide settings for a process that only serves the mock (`chatconf mock`, the MockServer
     child), applied before it serves and before it starts threads. A descriptor table big enough for
@@ -55,9 +59,7 @@ def prepare_process() -> None:
     collection of a big heap stops every stream for tens of ms, so start-up objects (profiles,
     schemas, compiled rules) move out of its sight and young collections run less often."""
     reserve_descriptors()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 100)
+    settle_heap(SERVER_THRESHOLDS)
 
 
 def serve(server: Any, sock: socket.socket) -> None:
