@@ -78,6 +78,12 @@ class SSEEvent:
     def json(self) -> Any:
         """Parsed payload, or None when it is not JSON (see `parse_error`)."""
         if self._json is _UNPARSED:
+            if _fast_loads is not None:  # the per-chunk hot path, inline: orjson directly
+                try:
+                    self._json = _fast_loads(self.data)
+                    return self._json
+                except Exception:
+                    pass
             self._parse()
         return self._json
 

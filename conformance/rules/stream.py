@@ -112,6 +112,7 @@ class StreamChecker:
         self.entry = entry
         schemas = schemas_for(profile)
         self._chunk_valid = schemas.chunk.is_valid
+        self._chunk_valid_raw = schemas.chunk.raw_is_valid
         self._chunk = schemas.chunk
         self._strict = schemas_for(profile, True).chunk if strict else None
         self._strict_flag = strict
@@ -182,20 +183,37 @@ class StreamChecker:
 
     def feed(self, ev: SSEEvent) -> list[Violation]:
         """Check one event (its `index` is the event position used in reports)."""
+        if not ev.terminated or ev.not_utf8:
+            self._event_faults(ev)
+        data = ev.data
+        if data[:6] == "[DONE]" or self._done_at is not None:
+            self._feed_obj(data, None, ev.index)
+        else:
+            obj = ev.json
+            # The common case, inline (two calls less per chunk): a chunk the schema accepts, before any
+            # error event. Anything else takes `_feed_obj`'s full sequence of checks.
+            if type(obj) is dict and "choices" in obj and self._error_at is None and not self._strict_flag:
+                try:
+                    valid = self._chunk_valid_raw(obj)
+                except (ValueError, OverflowError, TypeError):  # e.g. integers past 64 bits
+                    valid = self._chunk_valid(obj)
+                self._events += 1
+                if not valid:
+                    self._schema_chunk(obj, data, ev.index)
+                self._chunk_rules(obj, ev.index)
+            else:
+                self._feed_obj(data, obj, ev.index)
+        if self._pending:
+            return self._take()
+        return []
+
+    def _event_faults(self, ev: SSEEvent) -> None:
         if not ev.terminated:
             self._v("stream.terminated", expected_text("an event ended by a blank line",
                                                       "a trailing event without one"), ev.index)
         if ev.not_utf8:  # JSON text is UTF-8 (RFC 8259 8.1); what a client decoded is not what was sent
             self._v("stream.json", expected_text("UTF-8 JSON in the data field",
                                                  "bytes that are not UTF-8 (decoded as U+FFFD)"), ev.index)
-        data = ev.data
-        if data[:6] == "[DONE]" or self._done_at is not None:
-            self._feed_obj(data, None, ev.index)
-        else:
-            self._feed_obj(data, ev.json, ev.index)
-        if self._pending:
-            return self._take()
-        return []
 
     def feed_data(self, data: str, index: int, parsed: Any = _UNSET) -> list[Violation]:
         """Fast path for readers that split events themselves: the data text (and JSON, if parsed)."""
@@ -229,12 +247,16 @@ class StreamChecker:
                                                             f"a chunk at event {index}"), index)
             return
         if self._strict_flag or not self._chunk_valid(obj):
-            if not self._strict_flag and self._counts.get("schema.chunk", 0) >= MAX_PER_RULE:
-                self._counts["schema.chunk"] += self._chunk.count_errors(obj, data)  # listing full: count only
-            else:
-                self._extend(schema_findings(self._chunk, self._strict, obj, "schema.chunk", entry=self.entry,
-                                             event=index, seen_unknown=self._seen_unknown))
+            self._schema_chunk(obj, data, index)
         self._chunk_rules(obj, index)
+
+    def _schema_chunk(self, obj: dict[str, Any], data: str, index: int) -> None:
+        """schema.chunk findings of a chunk the schema refused (or any chunk, with --strict)."""
+        if not self._strict_flag and self._counts.get("schema.chunk", 0) >= MAX_PER_RULE:
+            self._counts["schema.chunk"] += self._chunk.count_errors(obj, data)  # listing full: count only
+        else:
+            self._extend(schema_findings(self._chunk, self._strict, obj, "schema.chunk", entry=self.entry,
+                                         event=index, seen_unknown=self._seen_unknown))
 
     def _error_event(self, obj: dict[str, Any], index: int) -> None:
         """C6: an error after the 200 is committed arrives as an event; it ends the stream."""
@@ -258,10 +280,20 @@ class StreamChecker:
                                                        f"a chunk with choices at event {index}"), index)
         if type(choices) is not list:
             return
-        if len(choices) == 1:
+        if len(choices) == 1:  # `_plain` inline for the one-choice chunk, the common case
             ch = choices[0]
-            if type(ch) is dict and not self._plain(ch):
-                self._choice(ch, 0, index)
+            if type(ch) is not dict:
+                return
+            idx = ch.get("index")
+            if type(idx) is int:
+                state = self._choices.get(idx)
+                delta = ch.get("delta")
+                if state is not None and state.finish is None and ch.get("finish_reason") is None \
+                        and type(delta) is dict and delta.get("role") is None and not delta.get("tool_calls"):
+                    if not self._answered and (delta.get("content") or delta.get("reasoning_content")):
+                        self._answered = True
+                    return
+            self._choice(ch, 0, index)
             return
         for pos, ch in enumerate(choices):
             if type(ch) is dict and not self._plain(ch):
