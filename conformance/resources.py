@@ -4,7 +4,7 @@ editable install or a source checkout uses the top-level folders."""
 
 from __future__ import annotations
 
-import hashlib
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,8 @@ from .jsonutil import JSONError, dumps, loads
 
 PARSED_SUFFIX = ".parsed.json"
 """A packaged profile's parsed twin: `dashscope.yaml.parsed.json` holds what `dashscope.yaml` parses
-to, with the SHA-256 of the YAML bytes it came from. Importing PyYAML (~17 ms) and parsing a profile (~8
+to, with the length and CRC-32 of the YAML bytes it came from (zlib is loaded anyway; hashlib would
+load OpenSSL, ~8 ms). Importing PyYAML (~17 ms) and parsing a profile (~8
 ms) were a sixth of every command's start-up; a twin is read in well under 1 ms. A twin
 whose hash does not match the YAML beside it is ignored (the YAML is parsed), and a test fails until
 `python scripts/write_profile_twins.py` writes it again."""
@@ -76,6 +77,11 @@ def parse_yaml(raw: bytes, what: str, error: type[Exception]) -> Any:
         raise error(f"cannot read {what}: {str(exc).splitlines()[0]}") from exc
 
 
+def source_stamp(raw: bytes) -> str:
+    """What a twin records of the YAML it was made from: enough to notice any edit."""
+    return f"{len(raw)}:{zlib.crc32(raw):08x}"
+
+
 def twin_path(path: Path) -> Path:
     return path.with_name(path.name + PARSED_SUFFIX)
 
@@ -86,7 +92,7 @@ def _fresh_twin(path: Path, raw: bytes) -> dict[str, Any] | None:
         twin = loads(twin_path(path).read_bytes())
     except (OSError, JSONError):
         return None
-    if not isinstance(twin, dict) or twin.get("source_sha256") != hashlib.sha256(raw).hexdigest():
+    if not isinstance(twin, dict) or twin.get("source") != source_stamp(raw):
         return None
     data = twin.get("data")
     return data if isinstance(data, dict) else None
@@ -99,6 +105,6 @@ def write_twin(path: Path) -> Path:
     if not isinstance(data, dict) or loads(dumps(data)) != data:
         raise ValueError(f"{path}: not a mapping that JSON holds exactly; it cannot have a twin")
     out = twin_path(path)
-    out.write_text(dumps({"source_sha256": hashlib.sha256(raw).hexdigest(), "data": data}, indent=True) + "\n",
+    out.write_text(dumps({"source": source_stamp(raw), "data": data}, indent=True) + "\n",
                    encoding="utf-8")
     return out

@@ -3,7 +3,6 @@ stale or foreign twin is never trusted over the YAML beside it."""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import yaml
 
 from conformance.jsonutil import dumps, loads
 from conformance.profiles import ProfileError, load_profile
-from conformance.resources import profiles_dir, read_yaml_mapping, twin_path, write_twin
+from conformance.resources import profiles_dir, read_yaml_mapping, source_stamp, twin_path, write_twin
 
 
 @pytest.mark.parametrize("path", sorted(profiles_dir().glob("*.yaml")), ids=lambda p: p.name)
@@ -20,13 +19,13 @@ def test_every_packaged_profile_has_a_fresh_twin(path: Path) -> None:
     twin = twin_path(path)
     assert twin.exists(), f"no {twin.name}: run python scripts/write_profile_twins.py"
     stored = loads(twin.read_bytes())
-    assert stored["source_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest(), (
+    assert stored["source"] == source_stamp(path.read_bytes()), (
         f"{twin.name} is stale: run python scripts/write_profile_twins.py")
     assert stored["data"] == yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 def _twin(path: Path, data: dict, source: bytes) -> None:
-    twin_path(path).write_text(dumps({"source_sha256": hashlib.sha256(source).hexdigest(), "data": data}))
+    twin_path(path).write_text(dumps({"source": source_stamp(source), "data": data}))
 
 
 def test_a_twin_made_from_these_bytes_is_used_and_any_other_is_ignored(tmp_path: Path) -> None:
