@@ -15,7 +15,7 @@ import importlib
 import os
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__, settings
@@ -102,145 +102,176 @@ def _add_target(p: argparse.ArgumentParser, *, load: bool = False) -> None:
     p.add_argument("--profile", default="dashscope", help="profile name or YAML path (default: dashscope)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _run_args(p: argparse.ArgumentParser) -> None:
+    _add_target(p)
+    p.add_argument("--report-dir", help="write summary.json, recording.jsonl and report.html here")
+    p.add_argument("--junit", metavar="FILE", help="write JUnit XML here")
+    p.add_argument("--max-requests", type=int, help="hard request budget (default: 60 for remote targets)")
+    p.add_argument("--examples", type=int, help="Hypothesis examples per property (default: 25 mock, 5 live)")
+    p.add_argument("-k", dest="keyword", metavar="EXPR", help="only run checks matching this pytest -k expression")
+    p.add_argument("--dry-run", action="store_true", help="list the checks and planned request count, send nothing")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="seconds without data before a response counts as hung (default: 20 live, 5 loopback)")
+    p.add_argument("--run-timeout", type=float, metavar="S",
+                   help="whole-run deadline in seconds (default 900): checks still to come are skipped and "
+                        "the run ends within it plus one --timeout-derived exchange deadline")
+    p.add_argument("--model-caps", metavar="CAPS",
+                   help="what --model can do when the profile does not list it: comma-separated from n, tools, "
+                        "no-tools, thinking, thinking-stream-only, thinking-always, stream-only, max-output=N "
+                        "(default: tools only)")
+    p.add_argument("--fail-on", choices=["must", "should"], default="must",
+                   help="exit 1 on failed `must` checks only (default), or on warned `should` checks too")
+    p.add_argument("--hypothesis-seed", type=int, metavar="N",
+                   help="draw another reproducible set of edge cases (default: the same set every run; "
+                        "a run with N is replayed exactly by the same N)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (and nothing else)")
+    p.add_argument("--fault", help=argparse.SUPPRESS)  # embedded mock fault mode (self-test)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def _validate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories (walked)")
+    p.add_argument("--profile", default="dashscope", help="profile name or YAML path (default: dashscope)")
+    p.add_argument("--format", default="auto", choices=["auto", "har", "sse", "json", "jsonl"],
+                   help="capture format (auto: detected per file)")
+    p.add_argument("--strict", action="store_true", help="also report unknown fields (as warnings)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    p.add_argument("-j", "--jobs", type=int, metavar="N",
+                   help="validate N files at once in worker processes (default: the number of cores); the "
+                        "output is the same as with -j 1")
+
+
+def _mock_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (anything but loopback exposes the mock)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
+    p.add_argument("--profile", default="dashscope", help="profile name or YAML path")
+    p.add_argument("--api-key", help="accept only this Bearer token (default: any non-empty token); "
+                   "PUT /_mock/faults and POST /_mock/stats/reset then need it too")
+    p.add_argument("--control-token", metavar="TOKEN",
+                   help="Bearer token for PUT /_mock/faults and POST /_mock/stats/reset instead of the API "
+                        "key (set CHATCONF_CONTROL_TOKEN to keep it out of ps); without either, they answer "
+                        "only on a loopback --host")
+    p.add_argument("--latency", metavar="FILE|NAME", help="latency profile: singapore|virginia|beijing|none or YAML")
+    p.add_argument("--fault", action="append", metavar="NAME", help="conformance fault mode (repeatable)")
+    p.add_argument("--list-faults", action="store_true", help="list fault modes and exit")
+    p.add_argument("--inject", metavar="SPEC", help="fault injection rates, e.g. 429=0.05,500=0.01,drop=0.01")
+    p.add_argument("--replay", metavar="CAPTURE",
+                   help="serve recorded responses (HAR or JSONL) for matching requests")
+    p.add_argument("--seed", type=int, default=0, help="seed for text, jitter and injected faults")
+    p.add_argument("--log-requests", action="store_true",
+                   help="print one line per chat request received (GET /_mock/requests lists the last 100)")
+
+
+def _proxy_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--upstream", metavar="URL", help="base URL requests are forwarded to (its path prefixes "
+                   "every forwarded path), e.g. https://dashscope-intl.aliyuncs.com/compatible-mode/v1")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (anything but loopback exposes the proxy)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (0: any free port)")
+    p.add_argument("--profile", default="dashscope", help="profile name or YAML path (default: dashscope)")
+    p.add_argument("--record", metavar="FILE", help="append every chat exchange to this JSONL recording "
+                   "(redacted; `chatconf validate` reads it)")
+    p.add_argument("--fail-on", choices=["must", "should"], default="must",
+                   help="findings that count: `must` rule violations only, or `should` warnings too; they are "
+                        "named in an x-chatconf-findings header (non-stream answers) or a log line (streams), "
+                        "and make the exit code 1")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                   help="seconds to connect and get the first byte of an answer before the client gets a 502")
+    p.add_argument("--idle-timeout", type=float, default=60.0, metavar="S",
+                   help="seconds of upstream silence in the middle of an answer before the proxy ends it")
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("summaries", nargs="+", metavar="SUMMARY",
+                   help="summary.json of `chatconf run` or `chatconf load`, or report directories")
+    p.add_argument("--label", action="append", metavar="NAME",
+                   help="name of each input in the report, in order (repeatable; default: URL or built-in mock)")
+    p.add_argument("-o", "--output", default="report.html", help="HTML file to write (default: report.html)")
+
+
+def _load_args(p: argparse.ArgumentParser) -> None:
+    _add_target(p, load=True)
+    p.add_argument("--users", type=int, default=10, help="concurrent users (closed loop)")
+    p.add_argument("--spawn-rate", type=float, default=10.0, help="users started per second")
+    p.add_argument("--run-time", help="bounded run time, e.g. 30s, 2m (default: 10s; with --replay, the "
+                                       "capture's span at --speed plus 30 s)")
+    p.add_argument("--rate", type=float, help="open loop: target requests per second (all users)")
+    p.add_argument("--arrivals", choices=["constant", "poisson"],
+                   help="open-loop arrival process, with --rate (default: poisson)")
+    p.add_argument("--max-requests", type=int, help="stop after this many requests")
+    p.add_argument("--report-dir", help="write summary.json, samples.jsonl and report.html here")
+    p.add_argument("--workers", type=int, default=0,
+                   help="run N local Locust worker processes under a master (0: one process, no master)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="measure the harness's own bias against the mock's known latencies")
+    p.add_argument("--slo", metavar="SPEC",
+                   help="objectives, e.g. 'ttft_p99<=800ms,tpot_p50<=40ms,error_rate<=1%%' (per target: "
+                        "'singapore:ttft_p99<=1s'); a failed one is exit 1 (default: error_rate<=1%%; 'none': off)")
+    p.add_argument("--prompt-tokens", metavar="DIST",
+                   help="prompt length in tokens: N, uniform:LO,HI, normal:MEAN,SD, lognormal:MEDIAN,SIGMA or "
+                        "hist:FILE (default: the built-in mix of short and long prompts)")
+    p.add_argument("--max-tokens", metavar="DIST", help="max_tokens of each request, a distribution as above")
+    p.add_argument("--mix", metavar="WEIGHTS",
+                   help="request kinds, e.g. short=50,long=20,tools=15,thinking=15 (the default)")
+    p.add_argument("--turns", metavar="DIST",
+                   help="multi-turn conversations of this many turns that grow their history")
+    p.add_argument("--dataset", metavar="FILE",
+                   help="your prompts: JSONL of {\"messages\": [...]} or {\"prompt\": \"...\"}, optional max_tokens")
+    p.add_argument("--seed", type=int, default=0, help="seed of every draw (prompts, lengths, kinds)")
+    p.add_argument("--replay", metavar="CAPTURE",
+                   help="send the chat requests of a recording or HAR with their captured timing (open loop); "
+                        "the run ends with the capture")
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed factor (2: twice as fast)")
+    p.add_argument("--sweep", action="store_true",
+                   help="capacity search: from --users (or --rate) double the load until an objective is missed, "
+                        "then bisect; each target on its own, --run-time per step")
+    p.add_argument("--sweep-steps", type=int, default=8, metavar="N", help="at most N steps per target")
+    p.add_argument("--sweep-time", type=float, default=900.0, metavar="S",
+                   help="whole-sweep time budget in seconds; no step starts that would pass it")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (instead of the table)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "run": ("run the conformance suite against an endpoint (default: the mock)", _run_args),
+    "validate": ("validate captured traffic (HAR, SSE, JSON, JSONL recordings)", _validate_args),
+    "mock": ("serve the built-in DashScope-like mock server", _mock_args),
+    "proxy": ("validating, recording reverse proxy: point an app's base_url at it", _proxy_args),
+    "report": ("render run summaries as HTML (several: a compatibility matrix)", _report_args),
+    "load": ("measure streaming latency under load with Locust", _load_args),
+}
+"""Each subcommand: its one-line help and what adds its arguments (in `chatconf --help` order)."""
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with `only` the arguments of that one subcommand (the others are
+    listed by name and help): building every subcommand's ~100 arguments was ~5 ms of each start-up."""
     parser = _Parser(prog="chatconf", description="Conformance and load testing for OpenAI-compatible "
                      "(DashScope compatible-mode) Chat Completions APIs.")
     parser.add_argument("--version", action="version", version=f"chatconf {__version__}")
     parser.add_argument("--config", metavar="FILE", help="config file (default: chatconf.toml or [tool.chatconf] "
                         "in pyproject.toml, searched upwards; $CHATCONF_CONFIG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    run = sub.add_parser("run", help="run the conformance suite against an endpoint (default: the mock)",
-                         formatter_class=_Help, epilog=_epilog("run"))
-    _add_target(run)
-    run.add_argument("--report-dir", help="write summary.json, recording.jsonl and report.html here")
-    run.add_argument("--junit", metavar="FILE", help="write JUnit XML here")
-    run.add_argument("--max-requests", type=int, help="hard request budget (default: 60 for remote targets)")
-    run.add_argument("--examples", type=int, help="Hypothesis examples per property (default: 25 mock, 5 live)")
-    run.add_argument("-k", dest="keyword", metavar="EXPR", help="only run checks matching this pytest -k expression")
-    run.add_argument("--dry-run", action="store_true", help="list the checks and planned request count, send nothing")
-    run.add_argument("--timeout", type=float, metavar="S",
-                     help="seconds without data before a response counts as hung (default: 20 live, 5 loopback)")
-    run.add_argument("--run-timeout", type=float, metavar="S",
-                     help="whole-run deadline in seconds (default 900): checks still to come are skipped and "
-                          "the run ends within it plus one --timeout-derived exchange deadline")
-    run.add_argument("--model-caps", metavar="CAPS",
-                     help="what --model can do when the profile does not list it: comma-separated from n, tools, "
-                          "no-tools, thinking, thinking-stream-only, thinking-always, stream-only, max-output=N "
-                          "(default: tools only)")
-    run.add_argument("--fail-on", choices=["must", "should"], default="must",
-                     help="exit 1 on failed `must` checks only (default), or on warned `should` checks too")
-    run.add_argument("--hypothesis-seed", type=int, metavar="N",
-                     help="draw another reproducible set of edge cases (default: the same set every run; "
-                          "a run with N is replayed exactly by the same N)")
-    run.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (and nothing else)")
-    run.add_argument("--fault", help=argparse.SUPPRESS)  # embedded mock fault mode (self-test)
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-
-    val = sub.add_parser("validate", help="validate captured traffic (HAR, SSE, JSON, JSONL recordings)",
-                         formatter_class=_Help, epilog=_epilog("validate"))
-    val.add_argument("paths", nargs="+", metavar="PATH", help="files or directories (walked)")
-    val.add_argument("--profile", default="dashscope", help="profile name or YAML path (default: dashscope)")
-    val.add_argument("--format", default="auto", choices=["auto", "har", "sse", "json", "jsonl"],
-                     help="capture format (auto: detected per file)")
-    val.add_argument("--strict", action="store_true", help="also report unknown fields (as warnings)")
-    val.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
-    val.add_argument("-j", "--jobs", type=int, metavar="N",
-                     help="validate N files at once in worker processes (default: the number of cores); the "
-                          "output is the same as with -j 1")
-
-    mock = sub.add_parser("mock", help="serve the built-in DashScope-like mock server", formatter_class=_Help,
-                         epilog=_epilog("mock"))
-    mock.add_argument("--host", default="127.0.0.1", help="address to bind (anything but loopback exposes the mock)")
-    mock.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
-    mock.add_argument("--profile", default="dashscope", help="profile name or YAML path")
-    mock.add_argument("--api-key", help="accept only this Bearer token (default: any non-empty token); "
-                      "PUT /_mock/faults and POST /_mock/stats/reset then need it too")
-    mock.add_argument("--control-token", metavar="TOKEN",
-                      help="Bearer token for PUT /_mock/faults and POST /_mock/stats/reset instead of the API "
-                           "key (set CHATCONF_CONTROL_TOKEN to keep it out of ps); without either, they answer "
-                           "only on a loopback --host")
-    mock.add_argument("--latency", metavar="FILE|NAME", help="latency profile: singapore|virginia|beijing|none or YAML")
-    mock.add_argument("--fault", action="append", metavar="NAME", help="conformance fault mode (repeatable)")
-    mock.add_argument("--list-faults", action="store_true", help="list fault modes and exit")
-    mock.add_argument("--inject", metavar="SPEC", help="fault injection rates, e.g. 429=0.05,500=0.01,drop=0.01")
-    mock.add_argument("--replay", metavar="CAPTURE",
-                      help="serve recorded responses (HAR or JSONL) for matching requests")
-    mock.add_argument("--seed", type=int, default=0, help="seed for text, jitter and injected faults")
-    mock.add_argument("--log-requests", action="store_true",
-                      help="print one line per chat request received (GET /_mock/requests lists the last 100)")
-
-    prx = sub.add_parser("proxy", help="validating, recording reverse proxy: point an app's base_url at it",
-                         formatter_class=_Help, epilog=_epilog("proxy"))
-    prx.add_argument("--upstream", metavar="URL", help="base URL requests are forwarded to (its path prefixes "
-                     "every forwarded path), e.g. https://dashscope-intl.aliyuncs.com/compatible-mode/v1")
-    prx.add_argument("--host", default="127.0.0.1", help="address to bind (anything but loopback exposes the proxy)")
-    prx.add_argument("--port", type=int, default=8080, help="TCP port (0: any free port)")
-    prx.add_argument("--profile", default="dashscope", help="profile name or YAML path (default: dashscope)")
-    prx.add_argument("--record", metavar="FILE", help="append every chat exchange to this JSONL recording "
-                     "(redacted; `chatconf validate` reads it)")
-    prx.add_argument("--fail-on", choices=["must", "should"], default="must",
-                     help="findings that count: `must` rule violations only, or `should` warnings too; they are "
-                          "named in an x-chatconf-findings header (non-stream answers) or a log line (streams), "
-                          "and make the exit code 1")
-    prx.add_argument("--timeout", type=float, default=30.0, metavar="S",
-                     help="seconds to connect and get the first byte of an answer before the client gets a 502")
-    prx.add_argument("--idle-timeout", type=float, default=60.0, metavar="S",
-                     help="seconds of upstream silence in the middle of an answer before the proxy ends it")
-
-    rep = sub.add_parser("report", help="render run summaries as HTML (several: a compatibility matrix)",
-                         formatter_class=_Help, epilog=_epilog("report"))
-    rep.add_argument("summaries", nargs="+", metavar="SUMMARY",
-                     help="summary.json of `chatconf run` or `chatconf load`, or report directories")
-    rep.add_argument("--label", action="append", metavar="NAME",
-                     help="name of each input in the report, in order (repeatable; default: URL or built-in mock)")
-    rep.add_argument("-o", "--output", default="report.html", help="HTML file to write (default: report.html)")
-
-    load = sub.add_parser("load", help="measure streaming latency under load with Locust", formatter_class=_Help,
-                         epilog=_epilog("load"))
-    _add_target(load, load=True)
-    load.add_argument("--users", type=int, default=10, help="concurrent users (closed loop)")
-    load.add_argument("--spawn-rate", type=float, default=10.0, help="users started per second")
-    load.add_argument("--run-time", help="bounded run time, e.g. 30s, 2m (default: 10s; with --replay, the "
-                                          "capture's span at --speed plus 30 s)")
-    load.add_argument("--rate", type=float, help="open loop: target requests per second (all users)")
-    load.add_argument("--arrivals", choices=["constant", "poisson"],
-                      help="open-loop arrival process, with --rate (default: poisson)")
-    load.add_argument("--max-requests", type=int, help="stop after this many requests")
-    load.add_argument("--report-dir", help="write summary.json, samples.jsonl and report.html here")
-    load.add_argument("--workers", type=int, default=0,
-                      help="run N local Locust worker processes under a master (0: one process, no master)")
-    load.add_argument("--calibrate", action="store_true",
-                      help="measure the harness's own bias against the mock's known latencies")
-    load.add_argument("--slo", metavar="SPEC",
-                      help="objectives, e.g. 'ttft_p99<=800ms,tpot_p50<=40ms,error_rate<=1%%' (per target: "
-                           "'singapore:ttft_p99<=1s'); a failed one is exit 1 (default: error_rate<=1%%; 'none': off)")
-    load.add_argument("--prompt-tokens", metavar="DIST",
-                      help="prompt length in tokens: N, uniform:LO,HI, normal:MEAN,SD, lognormal:MEDIAN,SIGMA or "
-                           "hist:FILE (default: the built-in mix of short and long prompts)")
-    load.add_argument("--max-tokens", metavar="DIST", help="max_tokens of each request, a distribution as above")
-    load.add_argument("--mix", metavar="WEIGHTS",
-                      help="request kinds, e.g. short=50,long=20,tools=15,thinking=15 (the default)")
-    load.add_argument("--turns", metavar="DIST",
-                      help="multi-turn conversations of this many turns that grow their history")
-    load.add_argument("--dataset", metavar="FILE",
-                      help="your prompts: JSONL of {\"messages\": [...]} or {\"prompt\": \"...\"}, optional max_tokens")
-    load.add_argument("--seed", type=int, default=0, help="seed of every draw (prompts, lengths, kinds)")
-    load.add_argument("--replay", metavar="CAPTURE",
-                      help="send the chat requests of a recording or HAR with their captured timing (open loop); "
-                           "the run ends with the capture")
-    load.add_argument("--speed", type=float, default=1.0, help="replay speed factor (2: twice as fast)")
-    load.add_argument("--sweep", action="store_true",
-                      help="capacity search: from --users (or --rate) double the load until an objective is missed, "
-                           "then bisect; each target on its own, --run-time per step")
-    load.add_argument("--sweep-steps", type=int, default=8, metavar="N", help="at most N steps per target")
-    load.add_argument("--sweep-time", type=float, default=900.0, metavar="S",
-                      help="whole-sweep time budget in seconds; no step starts that would pass it")
-    load.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (instead of the table)")
-    load.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    for command in commands_of(parser).values():
+    for name, (help_text, add_arguments) in _COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text)
+            continue
+        command = sub.add_parser(name, help=help_text, formatter_class=_Help, epilog=_epilog(name))
+        add_arguments(command)
         command.add_argument("--config", metavar="FILE", help=argparse.SUPPRESS)
     return parser
+
+
+def command_named(argv: Sequence[str]) -> str | None:
+    """The subcommand `argv` names, told without parsing; None when unsure (then every one is built)."""
+    value_next = False
+    for arg in argv:
+        if value_next:
+            value_next = False
+        elif arg == "--config":
+            value_next = True
+        elif not arg.startswith("-"):
+            return arg if arg in _COMMANDS else None
+    return None
 
 
 def commands_of(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -260,24 +291,25 @@ def _explicit_config(argv: Sequence[str]) -> str | None:
     return os.environ.get(settings.CONFIG_ENV) or None
 
 
-def _with_sources(parser: argparse.ArgumentParser, argv: Sequence[str]) -> settings.Sources:
-    """Environment and config-file values become defaults; --help shows where each came from."""
-    commands = commands_of(parser)
+def _parser_and_sources(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, settings.Sources]:
+    """The parser, with environment and config-file values as defaults; --help shows where each came
+    from. A config file is checked against every command's settings, so then every command is built."""
     config = settings.find_config(Path.cwd(), _explicit_config(argv))
+    parser = build_parser(None if config is not None else command_named(argv))
+    commands = commands_of(parser)
     sources = settings.apply(commands, os.environ, config)
     for name, origin in sources.origin.items():
         for action in commands[name]._actions:
             if action.dest in origin and action.help not in (None, argparse.SUPPRESS):
                 shown = commands[name].get_default(action.dest)
                 action.help = f"{action.help} {settings.describe(shown, action.dest, origin[action.dest])}"
-    return sources
+    return parser, sources
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     try:
-        sources = _with_sources(parser, argv)
+        parser, sources = _parser_and_sources(argv)
     except UsageError as exc:
         print(f"chatconf: error: {console_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE

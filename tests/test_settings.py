@@ -96,3 +96,22 @@ def test_help_shows_defaults_sources_examples_and_exit_codes(project: Path, caps
     text = " ".join(capsys.readouterr().out.split())
     assert "[set from CHATCONF_API_KEY]" in text and "sk-live-secret" not in text
     assert "(default: 8000)" in text
+
+
+def test_a_config_file_is_checked_whole_whichever_command_runs(project: Path, capsys):
+    """Only the running command's arguments are built when there is no config file (start-up); with
+    one, every command's are, so a typo in another command's table is still found at once."""
+    (project / "pyproject.toml").write_text('[tool.chatconf.load]\nuserz = 3\n', encoding="utf-8")
+    assert main(["validate", str(project / "pyproject.toml")]) == 2
+    assert "unknown setting 'userz' for chatconf load" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "name"), [(["validate", "x.sse"], "validate"), (["--config", "run", "load"], "load"),
+                                           (["-q", "mock"], "mock")])
+def test_the_command_alone_parses_and_helps_as_in_the_whole_parser(argv: list[str], name: str):
+    from conformance.cli import build_parser, command_named, commands_of
+
+    assert command_named(argv) == name
+    alone, whole = commands_of(build_parser(name))[name], commands_of(build_parser())[name]
+    assert alone.format_help() == whole.format_help()
+    assert command_named(["--version"]) is None and command_named(["valdate"]) is None
