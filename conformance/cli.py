@@ -14,7 +14,6 @@ import argparse
 import importlib
 import os
 import sys
-import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -80,6 +79,8 @@ _EXAMPLES = {
 
 
 def _epilog(command: str) -> str:
+    import textwrap  # here: only the running command's help is built (build_parser)
+
     examples = "\n".join(f"  {line}" for line in _EXAMPLES[command])
     exits = textwrap.fill(f"exit codes: {_EXITS[command]}", 100, subsequent_indent="  ")
     order = textwrap.fill(f"settings: {settings.ORDER}", 100, subsequent_indent="  ")

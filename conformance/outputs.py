@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -80,6 +79,8 @@ class AtomicFile(_CheckedFile):
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            import tempfile  # here: `validate` and the proxy import this module and never write a report
+
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
             os.fchmod(fd, _MODE)
         except OSError as exc:

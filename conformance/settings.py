@@ -25,7 +25,6 @@ a file: name its variable with `api-key-env`.
 from __future__ import annotations
 
 import argparse
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,8 +77,12 @@ def _read(path: Path, *, require_table: bool, quiet: bool = False) -> ConfigFile
     text = ""
     try:
         text = path.read_text(encoding="utf-8")
+        if quiet and "chatconf" not in text:
+            return None  # a project's pyproject.toml without our table is not even parsed (start-up)
+        import tomllib  # here: most commands start outside any config file
+
         data = tomllib.loads(text)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and TOMLDecodeError are ValueErrors
         if quiet and "tool.chatconf" not in text:
             return None  # somebody else's broken pyproject.toml: not ours to judge
         raise UsageError(f"config file {path}: {exc}") from None
