@@ -53,6 +53,7 @@ class _Connection(asyncio.Protocol):
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.complete = False
+        self.keep_alive = False
         self.error: UpstreamFailure | None = None
         self.bytes_in = 0
         self.waiter: asyncio.Future[None] | None = None
@@ -93,6 +94,8 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
+        # asked here: once the message is complete the parser has forgotten its framing and says no
+        self.keep_alive = self.parser.should_keep_alive()
         if self.headers_done is not None and not self.headers_done.done():
             self.headers_done.set_result(None)
 
@@ -207,7 +210,7 @@ class UpstreamResponse:
             return
         self._released = True
         conn = self._conn
-        if conn.complete and not conn.closed and conn.parser.should_keep_alive() and not conn.chunks:
+        if conn.complete and not conn.closed and conn.keep_alive and not conn.chunks:
             self._pool.give_back(conn)
         else:
             conn.abort()
@@ -271,6 +274,7 @@ class UpstreamPool:
                 timer.cancel()
             if method == "HEAD" or conn.status in (204, 304) or 100 <= conn.status < 200:
                 conn.complete = True
+                conn.keep_alive = False   # the parser may still expect a body it will never get
             return UpstreamResponse(self, conn, idle_timeout_s)
         raise AssertionError("unreachable")  # pragma: no cover
 
