@@ -49,6 +49,9 @@ MAX_BUFFERED_BYTES = 16 * 1024 * 1024
 FINDINGS_HEADER = b"x-chatconf-findings"
 WORK_SLICE_NS = 300_000
 """Checking runs in slices of about this long (plus one item), with the loop's reads and writes between."""
+WORK_SHARE_PERCENT = 50
+"""After a busy loop turn (streams starting or ending together), the next slice of checks is at most this
+share of that turn's length: relaying goes first, the checks catch up once the burst is over."""
 IDLE_TURN_NS = 100_000
 """A loop turn shorter than this had nothing else to do: the loop is idle, idle work may run."""
 IDLE_SLICE_NS = 100_000
@@ -84,6 +87,7 @@ class ProxyApp:
         self._pool = UpstreamPool(self.upstream.scheme, self.upstream.host, self.upstream.port)
         self._work: deque[Callable[[], Any]] = deque()  # checks and finished exchanges, in arrival order
         self._work_soon = False
+        self._slice_ended_ns: int | None = None  # when the last slice stopped with work left
         self._idle_work: deque[Callable[[], Any]] = deque()  # early request checks: only when nothing else runs
         self._idle_asked = False
 
@@ -221,7 +225,8 @@ class ProxyApp:
         (70-170 us each) would hold every other stream's next event for 10 ms; between slices the loop
         reads and writes again. One FIFO keeps a stream's chunk checks before its end."""
         work = self._work
-        deadline = time.perf_counter_ns() + WORK_SLICE_NS
+        now = time.perf_counter_ns()
+        deadline = now + self._slice_ns(now)
         try:
             while work:
                 work.popleft()()
@@ -229,9 +234,22 @@ class ProxyApp:
                     break
         finally:  # an item that raised (asyncio logs it) must not stop every later check
             if work:
+                self._slice_ended_ns = time.perf_counter_ns()
                 asyncio.get_running_loop().call_soon(self._run_work)
             else:
+                self._slice_ended_ns = None
                 self._work_soon = False
+
+    def _slice_ns(self, now: int) -> int:
+        """WORK_SLICE_NS, unless the loop turn since the last slice (which left work) was busy with other
+        things: then WORK_SHARE_PERCENT of that turn, so a backlog of checks cannot take most of the
+        loop while 100 streams start or end at once."""
+        if self._slice_ended_ns is None:
+            return WORK_SLICE_NS
+        others = now - self._slice_ended_ns
+        if others < IDLE_TURN_NS:
+            return WORK_SLICE_NS
+        return min(WORK_SLICE_NS, others * WORK_SHARE_PERCENT // 100)
 
     def _when_idle(self, work: Callable[[], Any]) -> None:
         """Run `work` when the loop has nothing else to do (or never: it must only save later work).
