@@ -44,7 +44,8 @@ async def _bodies(pool: UpstreamPool, count: int, between: Callable[[], Awaitabl
 
 
 def _run(answers: list[bytes], *, hang_up: bool = False) -> tuple[list[bytes], int]:
-    """The bodies of len(answers) requests in a row through one pool, and how many connections it opened."""
+    """The bodies of len(answers) requests in a row through one pool, and how many connections it opened.
+    Every reader woken by arriving bytes has run by then (the proxy's checks wait while one has not)."""
 
     class Server(_Answers):
         connections = 0
@@ -55,7 +56,9 @@ def _run(answers: list[bytes], *, hang_up: bool = False) -> tuple[list[bytes], i
         server = await asyncio.get_running_loop().create_server(Server, "127.0.0.1", 0)
         pool = UpstreamPool("http", "127.0.0.1", server.sockets[0].getsockname()[1])
         try:
-            return await _bodies(pool, len(answers), lambda: asyncio.sleep(0.01))  # let a hang-up land
+            bodies = await _bodies(pool, len(answers), lambda: asyncio.sleep(0.01))  # let a hang-up land
+            assert pool.wakeups.pending == 0
+            return bodies
         finally:
             pool.close()
             server.close()
@@ -79,3 +82,34 @@ def test_a_kept_connection_the_upstream_closed_meanwhile_is_replaced_without_an_
     bodies, connections = _run([CHUNKED, CHUNKED, CHUNKED], hang_up=True)
     assert bodies == [b"data: [DONE]\n\n"] * 3
     assert connections == 3
+
+
+def test_a_reader_woken_for_each_chunk_leaves_no_wake_pending_once_it_runs() -> None:
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    seen: list[int] = []
+
+    async def main() -> list[bytes]:
+        async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(head)
+            for part in (b"3\r\none\r\n", b"3\r\ntwo\r\n", b"0\r\n\r\n"):
+                await asyncio.sleep(0.01)   # the reader waits for each
+                writer.write(part)
+            await writer.drain()
+
+        server = await asyncio.start_server(upstream, "127.0.0.1", 0)
+        pool = UpstreamPool("http", "127.0.0.1", server.sockets[0].getsockname()[1])
+        try:
+            response = await pool.request("GET", "/", [], b"", timeout_s=5, idle_timeout_s=5)
+            chunks = []
+            async for chunk in response.chunks():
+                seen.append(pool.wakeups.pending)   # the reader runs: its wake is no longer pending
+                chunks.append(chunk)
+            response.close()
+            return chunks
+        finally:
+            pool.close()
+            server.close()
+
+    assert asyncio.run(main()) == [b"one", b"two"]
+    assert seen == [0, 0]

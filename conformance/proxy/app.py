@@ -49,6 +49,8 @@ MAX_BUFFERED_BYTES = 16 * 1024 * 1024
 FINDINGS_HEADER = b"x-chatconf-findings"
 WORK_SLICE_NS = 300_000
 """Checking runs in slices of about this long (plus one item), with the loop's reads and writes between."""
+MAX_DEFERRALS = 2
+"""A slice waits for the relays queued behind it at most this many loop turns in a row."""
 WORK_SHARE_PERCENT = 50
 """After a busy loop turn (streams starting or ending together), the next slice of checks is at most this
 share of that turn's length: relaying goes first, the checks catch up once the burst is over."""
@@ -88,6 +90,8 @@ class ProxyApp:
         self._work: deque[Callable[[], Any]] = deque()  # checks and finished exchanges, in arrival order
         self._work_soon = False
         self._slice_ended_ns: int | None = None  # when the last slice stopped with work left
+        self._deferrals = 0  # _run_work calls in a row that left their slice to the relays queued behind them
+        self._after_relays = False  # a slice waits for the relays the last poll woke (`_after_relay`)
         self._idle_work: deque[Callable[[], Any]] = deque()  # early request checks: only when nothing else runs
         self._idle_asked = False
 
@@ -188,6 +192,7 @@ class ProxyApp:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if capture is not None:
                     self._check_later(capture, chunk)
+                self._after_relay()
                 if disconnect is None:
                     disconnect = asyncio.ensure_future(receive())
                 elif disconnect.done():
@@ -223,22 +228,44 @@ class ProxyApp:
     def _run_work(self) -> None:
         """Checks in slices of WORK_SLICE_NS: when 100 streams end within one gap their checks and lines
         (70-170 us each) would hold every other stream's next event for 10 ms; between slices the loop
-        reads and writes again. One FIFO keeps a stream's chunk checks before its end."""
+        reads and writes again. One FIFO keeps a stream's chunk checks before its end.
+
+        This call was queued before the loop last polled, so the relays that poll woke are queued
+        behind it: while any has not run, the slice is left to the last of them (`_after_relay`);
+        this call only comes back, at most MAX_DEFERRALS times in a row, in case none does."""
+        loop = asyncio.get_running_loop()
+        if self._pool.wakeups.pending and self._deferrals < MAX_DEFERRALS:
+            self._deferrals += 1
+            self._after_relays = True
+            loop.call_soon(self._run_work)
+            return
+        self._slice()
+        if self._work:
+            loop.call_soon(self._run_work)
+        else:
+            self._work_soon = False
+
+    def _after_relay(self) -> None:
+        """After each relayed chunk: the last relay the poll woke runs the slice that waited for it."""
+        if self._after_relays and not self._pool.wakeups.pending:
+            self._slice()
+
+    def _slice(self) -> None:
+        self._deferrals = 0
+        self._after_relays = False
         work = self._work
         now = time.perf_counter_ns()
         deadline = now + self._slice_ns(now)
-        try:
-            while work:
-                work.popleft()()
-                if time.perf_counter_ns() > deadline:
-                    break
-        finally:  # an item that raised (asyncio logs it) must not stop every later check
-            if work:
-                self._slice_ended_ns = time.perf_counter_ns()
-                asyncio.get_running_loop().call_soon(self._run_work)
-            else:
-                self._slice_ended_ns = None
-                self._work_soon = False
+        while work:
+            item = work.popleft()
+            try:
+                item()
+            except Exception as exc:  # logged; one failing check must not stop every later one
+                asyncio.get_running_loop().call_exception_handler(
+                    {"message": "chatconf proxy: a deferred check failed", "exception": exc})
+            if time.perf_counter_ns() > deadline:
+                break
+        self._slice_ended_ns = time.perf_counter_ns() if work else None
 
     def _slice_ns(self, now: int) -> int:
         """WORK_SLICE_NS, unless the loop turn since the last slice (which left work) was busy with other
