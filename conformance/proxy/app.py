@@ -234,6 +234,9 @@ class ProxyApp:
         behind it: while any has not run, the slice is left to the last of them (`_after_relay`);
         this call only comes back, at most MAX_DEFERRALS times in a row, in case none does."""
         loop = asyncio.get_running_loop()
+        if not self._work:  # the relays' slice (`_after_relay`) got through it
+            self._work_soon = False
+            return
         if self._pool.wakeups.pending and self._deferrals < MAX_DEFERRALS:
             self._deferrals += 1
             self._after_relays = True
