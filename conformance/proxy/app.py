@@ -254,6 +254,7 @@ class ProxyApp:
             self._slice()
 
     def _slice(self) -> None:
+        """One slice of the queued checks; an item that raises is logged and the next one runs."""
         self._deferrals = 0
         self._after_relays = False
         work = self._work
