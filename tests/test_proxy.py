@@ -392,3 +392,79 @@ def test_deferred_checks_run_in_slices_with_the_loop_between_and_survive_a_faili
     assert checks == [f"check {i}" for i in range(45)]  # every check ran, in order, the failing one's followers too
     assert "error logged" in order
     assert order.index("next event") < order.index("check 39")  # the loop ran in between
+
+
+def test_idle_work_waits_until_no_checks_are_queued_and_survives_a_failing_item():
+    """Idle work (the early request checks) only saves later work: it must not take turns from the
+    checks of forwarded chunks, and one that raises must not stop the others."""
+    from conformance.profiles import load_profile
+    from conformance.proxy import app as proxy_app
+
+    proxy = proxy_app.ProxyApp(proxy_app.ProxyConfig(upstream="http://127.0.0.1:9", profile=load_profile("dashscope")))
+    order: list[str] = []
+
+    def slow(i: int) -> None:
+        time.sleep(0.0002)
+        order.append(f"check {i}")
+
+    def broken() -> None:
+        raise RuntimeError("idle work that fails")
+
+    async def burst() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, _context: order.append("error logged"))
+        for i in range(20):
+            proxy._soon(lambda i=i: slow(i))
+        proxy._when_idle(lambda: order.append("idle 0"))
+        proxy._when_idle(broken)
+        proxy._when_idle(lambda: order.append("idle 1"))
+
+        async def drained() -> None:
+            while proxy._idle_asked:
+                await asyncio.sleep(0.001)
+
+        await asyncio.wait_for(drained(), 5)
+
+    try:
+        asyncio.run(burst())
+    finally:
+        proxy.close()
+    assert order == [*(f"check {i}" for i in range(20)), "idle 0", "error logged", "idle 1"]
+
+
+def test_checks_queued_before_a_poll_wait_for_the_relays_it_woke_but_not_forever():
+    """The relays a poll woke run before the checks queued ahead of them; the last one runs the
+    checks. A reader counted as woken that never runs only delays the checks by MAX_DEFERRALS turns."""
+    from conformance.profiles import load_profile
+    from conformance.proxy import app as proxy_app
+
+    proxy = proxy_app.ProxyApp(proxy_app.ProxyConfig(upstream="http://127.0.0.1:9", profile=load_profile("dashscope")))
+    wakeups = proxy._pool.wakeups
+    order: list[str] = []
+
+    def relay(name: str) -> None:
+        wakeups.pending -= 1
+        order.append(name)
+        proxy._after_relay()
+
+    async def turns() -> None:
+        loop = asyncio.get_running_loop()
+        proxy._soon(lambda: order.append("check"))   # queued first, as a check is before the loop polls
+        wakeups.pending = 2                          # the poll woke two relays, queued behind it
+        loop.call_soon(relay, "relay 1")
+        loop.call_soon(relay, "relay 2")
+        loop.call_soon(order.append, "same turn")    # the last relay ran the check before this
+        for _ in range(3):
+            await asyncio.sleep(0)
+        order.append("next turns")
+        proxy._soon(lambda: order.append("late check"))
+        wakeups.pending = 1                          # a woken reader that never runs
+        for _ in range(proxy_app.MAX_DEFERRALS + 2):
+            await asyncio.sleep(0)
+        order.append("end")
+
+    try:
+        asyncio.run(turns())
+    finally:
+        proxy.close()
+    assert order == ["relay 1", "relay 2", "check", "same turn", "next turns", "late check", "end"]

@@ -67,3 +67,40 @@ def test_without_a_recording_nothing_of_the_stream_is_kept() -> None:
     assert cap._raw is None
     cap.finish()
     assert cap.ex.events == []
+
+
+def _findings(body: bytes, *, early: bool, **finish: Any) -> list[tuple[Any, ...]]:
+    cap = ExchangeCapture(PROFILE, method="POST", url="http://up/v1/chat/completions",
+                          headers=[("content-type", "application/json")], body=body, source="test")
+    cap.sent()
+    cap.ex.sent_at = 1770285809.0   # the chunk's `created`: both captures judge it against the same time
+    if early:
+        cap.check_request_early()
+    cap.response(200, [("content-type", "text/event-stream")], t_ns=999)
+    cap.chunk(CHUNK % 0, 1000)
+    return [(v.rule, v.message, v.entry, v.event, v.pointer, v.level) for v in cap.finish(entry=7, **finish)]
+
+
+@pytest.mark.parametrize("body", [BODY, BODY.replace(b'"stream"', b'"temperature":5,"stream"'),
+                                  b'{"model":"qwen-plus","messages":[],"stream":true}'])
+@pytest.mark.parametrize("finish", [{}, {"client_gone": True}, {"transport_error": "connection reset"}])
+def test_request_rules_run_early_give_the_findings_of_the_end(body: bytes, finish: dict[str, Any]) -> None:
+    early = _findings(body, early=True, **finish)
+    assert early == _findings(body, early=False, **finish)
+    assert any(rule.startswith("request.") for rule, *_ in early) == (body != BODY)
+
+
+def test_a_request_found_clean_early_is_not_checked_again_at_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.proxy import capture as capture_module
+
+    def again(*_: Any) -> None:
+        raise AssertionError("request rules ran again")
+
+    cap = ExchangeCapture(PROFILE, method="POST", url="http://up/v1/chat/completions", headers=[], body=BODY,
+                          source="test")
+    cap.check_request_early()
+    monkeypatch.setattr(capture_module, "request_findings", again)
+    monkeypatch.setattr(capture_module, "check_request", again)
+    cap.response(200, [("content-type", "text/event-stream")], t_ns=999)
+    found = cap.finish(entry=1)
+    assert found and all(v.rule.startswith("stream.") for v in found)   # no events: the stream rules still ran

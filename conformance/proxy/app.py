@@ -49,6 +49,17 @@ MAX_BUFFERED_BYTES = 16 * 1024 * 1024
 FINDINGS_HEADER = b"x-chatconf-findings"
 WORK_SLICE_NS = 300_000
 """Checking runs in slices of about this long (plus one item), with the loop's reads and writes between."""
+MAX_DEFERRALS = 2
+"""A slice waits for the relays queued behind it at most this many loop turns in a row."""
+WORK_SHARE_PERCENT = 50
+"""After a busy loop turn (streams starting or ending together), the next slice of checks is at most this
+share of that turn's length: relaying goes first, the checks catch up once the burst is over."""
+IDLE_TURN_NS = 100_000
+"""A loop turn shorter than this had nothing else to do: the loop is idle, idle work may run."""
+IDLE_SLICE_NS = 100_000
+"""Idle work runs in slices of about this long (plus one item) while the loop stays idle."""
+IDLE_RETRY_S = 0.001
+"""How long idle work waits before asking again when the loop was busy."""
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -78,6 +89,11 @@ class ProxyApp:
         self._pool = UpstreamPool(self.upstream.scheme, self.upstream.host, self.upstream.port)
         self._work: deque[Callable[[], Any]] = deque()  # checks and finished exchanges, in arrival order
         self._work_soon = False
+        self._slice_ended_ns: int | None = None  # when the last slice stopped with work left
+        self._deferrals = 0  # _run_work calls in a row that left their slice to the relays queued behind them
+        self._after_relays = False  # a slice waits for the relays the last poll woke (`_after_relay`)
+        self._idle_work: deque[Callable[[], Any]] = deque()  # early request checks: only when nothing else runs
+        self._idle_asked = False
 
     def close(self) -> None:
         """Drop idle upstream connections; write what the recording still holds and close it."""
@@ -141,6 +157,7 @@ class ProxyApp:
                                       keep_events=self.recording is not None)
         if capture is not None:
             capture.sent()
+            self._when_idle(capture.check_request_early)
         try:
             response = await self._pool.request(method, target, headers, body, timeout_s=self.config.timeout_s,
                                                 idle_timeout_s=self.config.idle_timeout_s)
@@ -175,6 +192,7 @@ class ProxyApp:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if capture is not None:
                     self._check_later(capture, chunk)
+                self._after_relay()
                 if disconnect is None:
                     disconnect = asyncio.ensure_future(receive())
                 elif disconnect.done():
@@ -210,19 +228,91 @@ class ProxyApp:
     def _run_work(self) -> None:
         """Checks in slices of WORK_SLICE_NS: when 100 streams end within one gap their checks and lines
         (70-170 us each) would hold every other stream's next event for 10 ms; between slices the loop
-        reads and writes again. One FIFO keeps a stream's chunk checks before its end."""
+        reads and writes again. One FIFO keeps a stream's chunk checks before its end.
+
+        This call was queued before the loop last polled, so the relays that poll woke are queued
+        behind it: while any has not run, the slice is left to the last of them (`_after_relay`);
+        this call only comes back, at most MAX_DEFERRALS times in a row, in case none does."""
+        loop = asyncio.get_running_loop()
+        if not self._work:  # the relays' slice (`_after_relay`) got through it
+            self._work_soon = False
+            return
+        if self._pool.wakeups.pending and self._deferrals < MAX_DEFERRALS:
+            self._deferrals += 1
+            self._after_relays = True
+            loop.call_soon(self._run_work)
+            return
+        self._slice()
+        if self._work:
+            loop.call_soon(self._run_work)
+        else:
+            self._work_soon = False
+
+    def _after_relay(self) -> None:
+        """After each relayed chunk: the last relay the poll woke runs the slice that waited for it."""
+        if self._after_relays and not self._pool.wakeups.pending:
+            self._slice()
+
+    def _slice(self) -> None:
+        """One slice of the queued checks; an item that raises is logged and the next one runs."""
+        self._deferrals = 0
+        self._after_relays = False
         work = self._work
-        deadline = time.perf_counter_ns() + WORK_SLICE_NS
+        now = time.perf_counter_ns()
+        deadline = now + self._slice_ns(now)
+        while work:
+            item = work.popleft()
+            try:
+                item()
+            except Exception as exc:  # logged; one failing check must not stop every later one
+                asyncio.get_running_loop().call_exception_handler(
+                    {"message": "chatconf proxy: a deferred check failed", "exception": exc})
+            if time.perf_counter_ns() > deadline:
+                break
+        self._slice_ended_ns = time.perf_counter_ns() if work else None
+
+    def _slice_ns(self, now: int) -> int:
+        """WORK_SLICE_NS, unless the loop turn since the last slice (which left work) was busy with other
+        things: then WORK_SHARE_PERCENT of that turn, so a backlog of checks cannot take most of the
+        loop while 100 streams start or end at once."""
+        if self._slice_ended_ns is None:
+            return WORK_SLICE_NS
+        others = now - self._slice_ended_ns
+        if others < IDLE_TURN_NS:
+            return WORK_SLICE_NS
+        return min(WORK_SLICE_NS, others * WORK_SHARE_PERCENT // 100)
+
+    def _when_idle(self, work: Callable[[], Any]) -> None:
+        """Run `work` when the loop has nothing else to do (or never: it must only save later work).
+        Streams start and end in bursts; the request rules (~50 us) moved from a stream's end to the
+        quiet middle take that much off the end burst of every stream."""
+        self._idle_work.append(work)
+        if not self._idle_asked:
+            self._idle_asked = True
+            self._ask_idle()
+
+    def _ask_idle(self) -> None:
+        asyncio.get_running_loop().call_soon(self._run_idle, time.perf_counter_ns())
+
+    def _run_idle(self, asked_ns: int) -> None:
+        """Idle work in a slice, if the loop turn since `_ask_idle` ran nothing else: no checks queued
+        and no reads or writes (it took under IDLE_TURN_NS); else ask again a little later."""
+        now = time.perf_counter_ns()
+        busy = bool(self._work) or now - asked_ns > IDLE_TURN_NS
+        idle_work = self._idle_work
         try:
-            while work:
-                work.popleft()()
+            deadline = now + IDLE_SLICE_NS
+            while idle_work and not busy:
+                idle_work.popleft()()
                 if time.perf_counter_ns() > deadline:
                     break
-        finally:  # an item that raised (asyncio logs it) must not stop every later check
-            if work:
-                asyncio.get_running_loop().call_soon(self._run_work)
+        finally:  # an item that raised (asyncio logs it) only loses its own saving
+            if not idle_work:
+                self._idle_asked = False
+            elif busy:
+                asyncio.get_running_loop().call_later(IDLE_RETRY_S, self._ask_idle)
             else:
-                self._work_soon = False
+                self._ask_idle()
 
     async def _relay_checked(self, response: UpstreamResponse, capture: ExchangeCapture, method: str, scope: Scope,
                              headers: list[tuple[bytes, bytes]], send: Send) -> bool:

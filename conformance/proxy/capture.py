@@ -25,7 +25,7 @@ from ..client import decode_body, try_json
 from ..exchange import Exchange, HTTPRequest, make_headers
 from ..profiles import Profile
 from ..rawstream import RawStream
-from ..rules import StreamChecker
+from ..rules import StreamChecker, check_request
 from ..rules.base import Violation
 from ..sse import SSEDecoder, SSEError, SSEEvent
 from ..validate import check, request_findings
@@ -74,6 +74,8 @@ class ExchangeCapture:
         self._checked = True
         self._pending: list[tuple[bytes, int]] = []
         self._head: tuple[int, list[tuple[str, str]], int] | None = None
+        self._request_clean: bool | None = None  # set by check_request_early: None until it ran
+        self._finished = False
 
     # -- the round trip, as it happens ----------------------------------------------------------------
 
@@ -163,6 +165,22 @@ class ExchangeCapture:
             self._checked = False
             self.ex.notes.append(note)
 
+    def check_request_early(self) -> None:
+        """Run the request rules before the exchange ends (the proxy does it when its loop is idle),
+        so a stream's end, which comes in bursts, only has to look the answer up. Only whether they
+        found nothing is kept: findings carry the answer's status and the entry number, known at the
+        end, so a request with findings is checked again then (`_request_findings`)."""
+        request = self.ex.request
+        if self._finished or self._request_clean is not None or request is None or request.body is None:
+            return
+        self._request_clean = not check_request(request.body, self.profile)
+
+    def _request_findings(self) -> list[Violation]:
+        """`request_findings`, or nothing when `check_request_early` already found the request clean."""
+        if self._request_clean:
+            return []
+        return request_findings(self.ex, self.profile)
+
     # -- the end ------------------------------------------------------------------------------------
 
     def finish(self, transport_error: str | None = None, *, entry: int = 0, client_gone: bool = False,
@@ -173,6 +191,7 @@ class ExchangeCapture:
         incomplete through no fault of the upstream, so only what was seen so far is judged.
         `t_end_ns`: when the answer ended, if this runs later (the proxy checks after forwarding).
         `decode_events=False` leaves a stream's events to `events_later()` (the recording thread)."""
+        self._finished = True
         try:
             return self._finish(transport_error, entry=entry, client_gone=client_gone, t_end_ns=t_end_ns)
         finally:
@@ -195,7 +214,7 @@ class ExchangeCapture:
         ex.t_end_ns = t_end_ns or time.perf_counter_ns()
         if client_gone:
             ex.transport_error = "client disconnected before the end of the answer; the proxy stopped forwarding"
-            return [*request_findings(ex, self.profile), *self._stream_findings]
+            return [*self._request_findings(), *self._stream_findings]
         if transport_error:
             ex.transport_error = transport_error
         decoder = self._decoder
@@ -226,8 +245,8 @@ class ExchangeCapture:
     def _findings(self) -> list[Violation]:
         ex = self.ex
         if not self._checked:
-            return request_findings(ex, self.profile)
+            return self._request_findings()
         if self._checker is not None:
-            return [*request_findings(ex, self.profile), *self._stream_findings,
+            return [*self._request_findings(), *self._stream_findings,
                     *self._checker.finish(ex.transport_error)]
         return list(check(ex, self.profile))

@@ -37,10 +37,20 @@ class UpstreamFailure(Exception):
         self.message = message
 
 
+class Wakeups:
+    """How many answers' readers were woken by arriving bytes and have not run yet. The proxy's
+    checks wait while any has not (`ProxyApp._run_work`): those relays are queued behind them."""
+
+    def __init__(self) -> None:
+        self.pending = 0
+
+
 class _Connection(asyncio.Protocol):
     """One upstream connection; one request at a time (HTTP/1.1 without pipelining)."""
 
-    def __init__(self) -> None:
+    def __init__(self, wakeups: Wakeups | None = None) -> None:
+        self.wakeups = wakeups or Wakeups()
+        self.woken = False   # counted in wakeups.pending until the reader runs
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
@@ -53,6 +63,7 @@ class _Connection(asyncio.Protocol):
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.complete = False
+        self.keep_alive = False
         self.error: UpstreamFailure | None = None
         self.bytes_in = 0
         self.waiter: asyncio.Future[None] | None = None
@@ -93,6 +104,8 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
+        # asked here: once the message is complete the parser has forgotten its framing and says no
+        self.keep_alive = self.parser.should_keep_alive()
         if self.headers_done is not None and not self.headers_done.done():
             self.headers_done.set_result(None)
 
@@ -128,6 +141,15 @@ class _Connection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+            if not self.woken:
+                self.woken = True
+                self.wakeups.pending += 1
+
+    def ran(self) -> None:
+        """The reader woken by `_wake` runs (or was cancelled)."""
+        if self.woken:
+            self.woken = False
+            self.wakeups.pending -= 1
 
     def abort(self) -> None:
         self.closed = True
@@ -180,6 +202,7 @@ class UpstreamResponse:
                     await waiter
                 finally:
                     conn.waiter = None
+                    conn.ran()
                 if waiter.result() is _EXPIRED:
                     conn.abort()
                     raise UpstreamFailure(TIMEOUT, f"upstream sent nothing for {self._idle:g} s in the middle of "
@@ -207,7 +230,7 @@ class UpstreamResponse:
             return
         self._released = True
         conn = self._conn
-        if conn.complete and not conn.closed and conn.parser.should_keep_alive() and not conn.chunks:
+        if conn.complete and not conn.closed and conn.keep_alive and not conn.chunks:
             self._pool.give_back(conn)
         else:
             conn.abort()
@@ -233,6 +256,7 @@ class UpstreamPool:
         self.host_header = (bracketed if self.port == default else f"{bracketed}:{self.port}").encode("idna")
         self._ssl = client_context() if scheme == "https" else None
         self._idle: list[_Connection] = []
+        self.wakeups = Wakeups()
 
     def give_back(self, conn: _Connection) -> None:
         if len(self._idle) < MAX_IDLE:
@@ -271,6 +295,7 @@ class UpstreamPool:
                 timer.cancel()
             if method == "HEAD" or conn.status in (204, 304) or 100 <= conn.status < 200:
                 conn.complete = True
+                conn.keep_alive = False   # the parser may still expect a body it will never get
             return UpstreamResponse(self, conn, idle_timeout_s)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -282,7 +307,7 @@ class UpstreamPool:
                 return conn, True
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(_Connection, self.host, self.port, ssl=self._ssl,
+                loop.create_connection(lambda: _Connection(self.wakeups), self.host, self.port, ssl=self._ssl,
                                        server_hostname=self.host if self._ssl else None),
                 max(0.0, deadline - loop.time()))
         except TimeoutError:
