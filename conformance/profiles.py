@@ -56,6 +56,9 @@ class Profile:
     name: str
     title: str
     data: dict[str, Any] = field(repr=False)
+    _models: dict[str, ModelInfo] = field(default_factory=dict, init=False, repr=False, compare=False)
+    """ModelInfo of the listed models, built once: the request rules ask for every request (the proxy:
+    ~30 us a request). Names the profile does not list are not kept (a client chooses them)."""
 
     # -- plain accessors ----------------------------------------------------------------------
     @property
@@ -90,10 +93,15 @@ class Profile:
         return (self.data.get("rules") or {}).get(key, default)
 
     def model(self, name: str | None) -> ModelInfo:
+        info = self._models.get(name) if isinstance(name, str) else None
+        if info is not None:
+            return info
         models = self.data.get("models") or {}
-        if name in models:
+        if isinstance(name, str) and name in models:
             spec = dict(models[name] or {})
-            return ModelInfo(name=name, **{k: v for k, v in spec.items() if k in ModelInfo.__dataclass_fields__})
+            info = ModelInfo(name=name, **{k: v for k, v in spec.items() if k in ModelInfo.__dataclass_fields__})
+            self._models[name] = info
+            return info
         return ModelInfo(name=str(name), known=False)
 
     @property
