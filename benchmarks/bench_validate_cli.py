@@ -141,7 +141,7 @@ def main() -> int:
     trees: dict[str, tuple[list[str], dict[str, str] | None]] = {"after": ([*chatconf_cmd(), "validate", "-j", "1"],
                                                                           None)}
     if args.before:  # both trees started the same way, each from its own checkout
-        module = [sys.executable, "-m", "conformance.cli", "validate", "-j", "1"]
+        module = [sys.executable, "-P", "-m", "conformance.cli", "validate", "-j", "1"]  # -P: not the cwd's checkout
         for tree, path in (("after", HERE.parent), ("before", Path(args.before))):
             trees[tree] = (module, {**os.environ, "PYTHONPATH": str(path.resolve())})
     with tempfile.TemporaryDirectory(prefix="chatconf-bench-cli-") as tmp:
