@@ -351,19 +351,27 @@ def test_upstream_silence_beyond_the_idle_timeout_ends_the_stream_and_is_a_findi
     assert found["exchanges"] == 1 and found["findings"] == 0, found
 
 
+
+def _bare_proxy() -> Any:
+    """A ProxyApp whose work queues are driven by hand (its upstream is never called)."""
+    from conformance.profiles import load_profile
+    from conformance.proxy import app as proxy_app
+
+    return proxy_app.ProxyApp(proxy_app.ProxyConfig(upstream="http://127.0.0.1:9", profile=load_profile("dashscope")))
+
+
+def _slow_check(order: list[str], i: int) -> None:
+    time.sleep(0.0002)
+    order.append(f"check {i}")
+
 def test_deferred_checks_run_in_slices_with_the_loop_between_and_survive_a_failing_item():
     """Checks wait for the loop's writes: a burst of slow checks is cut into slices, so a callback
     queued behind the burst (another stream's next event) runs before the burst is over; an item
     that raises does not stop the ones after it."""
-    from conformance.profiles import load_profile
-    from conformance.proxy import app as proxy_app
-
-    proxy = proxy_app.ProxyApp(proxy_app.ProxyConfig(upstream="http://127.0.0.1:9", profile=load_profile("dashscope")))
-    order: list[str] = []
+    proxy, order = _bare_proxy(), []
 
     def slow(i: int) -> None:
-        time.sleep(0.0002)
-        order.append(f"check {i}")
+        _slow_check(order, i)
 
     def broken() -> None:
         raise RuntimeError("a check that fails")
@@ -397,15 +405,10 @@ def test_deferred_checks_run_in_slices_with_the_loop_between_and_survive_a_faili
 def test_idle_work_waits_until_no_checks_are_queued_and_survives_a_failing_item():
     """Idle work (the early request checks) only saves later work: it must not take turns from the
     checks of forwarded chunks, and one that raises must not stop the others."""
-    from conformance.profiles import load_profile
-    from conformance.proxy import app as proxy_app
-
-    proxy = proxy_app.ProxyApp(proxy_app.ProxyConfig(upstream="http://127.0.0.1:9", profile=load_profile("dashscope")))
-    order: list[str] = []
+    proxy, order = _bare_proxy(), []
 
     def slow(i: int) -> None:
-        time.sleep(0.0002)
-        order.append(f"check {i}")
+        _slow_check(order, i)
 
     def broken() -> None:
         raise RuntimeError("idle work that fails")
