@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -155,12 +155,6 @@ class SchemaValidator:
         import jsonschema
 
         return jsonschema.Draft202012Validator(self.schema)
-
-    @property
-    def raw_is_valid(self) -> Callable[[Any], bool]:
-        """The Rust binding's own `is_valid` (else `is_valid`): for a per-event loop that catches
-        ValueError, OverflowError and TypeError itself and then asks `is_valid`."""
-        return self._rs.is_valid if self._rs is not None else self.is_valid
 
     def is_valid(self, instance: Any) -> bool:
         if self._rs is not None:

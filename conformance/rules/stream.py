@@ -112,7 +112,6 @@ class StreamChecker:
         self.entry = entry
         schemas = schemas_for(profile)
         self._chunk_valid = schemas.chunk.is_valid
-        self._chunk_valid_raw = schemas.chunk.raw_is_valid
         self._chunk = schemas.chunk
         self._strict = schemas_for(profile, True).chunk if strict else None
         self._strict_flag = strict
@@ -190,15 +189,11 @@ class StreamChecker:
             self._feed_obj(data, None, ev.index)
         else:
             obj = ev.json
-            # The common case, inline (two calls less per chunk): a chunk the schema accepts, before any
-            # error event. Anything else takes `_feed_obj`'s full sequence of checks.
+            # The common case, inline (one call less per chunk): a chunk with choices, before any error
+            # event. Anything else takes `_feed_obj`'s full sequence of checks.
             if type(obj) is dict and "choices" in obj and self._error_at is None and not self._strict_flag:
-                try:
-                    valid = self._chunk_valid_raw(obj)
-                except (ValueError, OverflowError, TypeError):  # e.g. integers past 64 bits
-                    valid = self._chunk_valid(obj)
                 self._events += 1
-                if not valid:
+                if not self._chunk_valid(obj):
                     self._schema_chunk(obj, data, ev.index)
                 self._chunk_rules(obj, ev.index)
             else:
@@ -280,20 +275,10 @@ class StreamChecker:
                                                        f"a chunk with choices at event {index}"), index)
         if type(choices) is not list:
             return
-        if len(choices) == 1:  # `_plain` inline for the one-choice chunk, the common case
+        if len(choices) == 1:
             ch = choices[0]
-            if type(ch) is not dict:
-                return
-            idx = ch.get("index")
-            if type(idx) is int:
-                state = self._choices.get(idx)
-                delta = ch.get("delta")
-                if state is not None and state.finish is None and ch.get("finish_reason") is None \
-                        and type(delta) is dict and delta.get("role") is None and not delta.get("tool_calls"):
-                    if not self._answered and (delta.get("content") or delta.get("reasoning_content")):
-                        self._answered = True
-                    return
-            self._choice(ch, 0, index)
+            if type(ch) is dict and not self._plain(ch):
+                self._choice(ch, 0, index)
             return
         for pos, ch in enumerate(choices):
             if type(ch) is dict and not self._plain(ch):
