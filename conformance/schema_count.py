@@ -26,11 +26,11 @@ Counter = Callable[[Any], int]
 
 _TYPES: dict[str, type] = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
 """JSON types whose check is a plain isinstance in jsonschema (integer and number are not: True, 1.0)."""
-_ANNOTATIONS = frozenset({"title", "description", "$comment", "examples", "default", "deprecated", "readOnly",
+ANNOTATIONS = frozenset({"title", "description", "$comment", "examples", "default", "deprecated", "readOnly",
                           "writeOnly"})
 _STRUCTURE = frozenset({"type", "required", "properties", "items", "$ref"})
 _CHECKS = frozenset({"const", "enum", "anyOf", "minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum"})
-_SUMMED = _STRUCTURE | _CHECKS | _ANNOTATIONS
+_SUMMED = _STRUCTURE | _CHECKS | ANNOTATIONS
 _ROOT_ONLY = frozenset({"$schema", "$id", "$defs"})
 _SCOPED = ("$id", "$anchor", "$dynamicAnchor", "$dynamicRef", "$recursiveAnchor", "$recursiveRef")
 """Keywords that change how references resolve: a schema holding one below its root is not split."""
@@ -54,6 +54,22 @@ def compile_counter(schema: Any, leaf_validator: Callable[[Any], Any]) -> Counte
         return None
     except Exception:  # a leaf the binding cannot compile alone: count the whole schema
         return None
+
+
+def local_refs_ok(schema: dict[str, Any]) -> bool:
+    """Every $ref of `schema` is `#/$defs/name` with name defined, and nothing below its root re-scopes
+    them: its sub-schemas mean the same taken apart (here, and in delta_template's path walk)."""
+    try:
+        _check_scopes(schema, schema.get("$defs", {}), root=True)
+    except _Unsplittable:
+        return False
+    return True
+
+
+def ref_target(ref: Any, defs: dict[str, Any]) -> Any:
+    """The sub-schema a local `#/$defs/name` reference points to (None for any other reference)."""
+    name = _ref_name(ref) if isinstance(ref, str) else None
+    return defs.get(name) if name is not None else None
 
 
 def _check_scopes(node: Any, defs: Any, *, root: bool = False) -> None:
@@ -94,7 +110,7 @@ class _Builder:
         allowed = _SUMMED | _ROOT_ONLY if root else _SUMMED
         if not node.keys() <= allowed or not _summable(node):
             return self.leaf(node, root)
-        if "$ref" in node and node.keys() - _ANNOTATIONS == {"$ref"}:
+        if "$ref" in node and node.keys() - ANNOTATIONS == {"$ref"}:
             return self.ref(node["$ref"])  # the target's count: one call fewer per level
         checks = [self.check(key, value) for key, value in node.items() if key in _CHECKS]
         types = node.get("type")

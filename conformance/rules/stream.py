@@ -22,6 +22,7 @@ from ..jsonutil import JSONError, loads
 from ..profiles import Profile
 from ..sse import SSEEvent
 from .base import Violation, applies, expected, expected_text, register, unlisted_summary
+from .delta_template import DeltaTemplate, content_is_free
 from .errors import envelope_violations
 from .response import (
     answer_tokens,
@@ -98,6 +99,10 @@ class _Choice:
         self.calls: dict[int, _Call] = {}
 
 
+_TOUCHED, _IGNORED, _ANSWERS = object(), object(), object()
+"""What `_chunk_rules` did with a chunk (see there)."""
+
+
 class StreamChecker:
     """Feed SSE events in order; get violations as they become certain; `finish()` at the end.
 
@@ -115,6 +120,8 @@ class StreamChecker:
         self._chunk = schemas.chunk
         self._strict = schemas_for(profile, True).chunk if strict else None
         self._strict_flag = strict
+        self._templates = not strict and content_is_free(schemas.chunk)
+        self._template: DeltaTemplate | None = None   # the last chunk, if valid and plain (delta_template)
         self._seen_unknown: set[str] = set()
         req = request_body if isinstance(request_body, dict) else None
         self._request = req
@@ -185,17 +192,31 @@ class StreamChecker:
         if not ev.terminated or ev.not_utf8:
             self._event_faults(ev)
         data = ev.data
+        template = self._template
+        if template is not None:
+            content = template.match(data)
+            if content >= 0:  # the last chunk again, maybe with other text: its verdict (delta_template)
+                self._events += 1
+                if template.errors:
+                    self._counts["schema.chunk"] += template.errors
+                if content and template.answers and not self._answered:
+                    self._answered = True
+                return self._take() if self._pending else []
         if data[:6] == "[DONE]" or self._done_at is not None:
             self._feed_obj(data, None, ev.index)
         else:
             obj = ev.json
-            # The common case, inline (one call less per chunk): a chunk with choices, before any error
-            # event. Anything else takes `_feed_obj`'s full sequence of checks.
-            if type(obj) is dict and "choices" in obj and self._error_at is None and not self._strict_flag:
+            # The common case, inline (one call less per chunk): a chunk that is not an error event, before
+            # any error event. Anything else takes `_feed_obj`'s full sequence of checks.
+            if type(obj) is dict and ("choices" in obj or "error" not in obj) and self._error_at is None \
+                    and not self._strict_flag:
                 self._events += 1
-                if not self._chunk_valid(obj):
-                    self._schema_chunk(obj, data, ev.index)
-                self._chunk_rules(obj, ev.index)
+                counted = 0 if self._chunk_valid(obj) else self._schema_chunk(obj, data, ev.index)
+                outcome = self._chunk_rules(obj, ev.index)
+                if outcome is not _TOUCHED and counted >= 0 and self._templates:
+                    self._template = DeltaTemplate.of(data, obj, answers=outcome is _ANSWERS, errors=counted)
+                else:
+                    self._template = None
             else:
                 self._feed_obj(data, obj, ev.index)
         if self._pending:
@@ -224,6 +245,7 @@ class StreamChecker:
 
     def _feed_obj(self, data: str, obj: Any, index: int) -> None:
         self._events += 1
+        self._template = None
         if self._done_at is not None:
             self._v("stream.done-last", expected_text("nothing after data: [DONE]", f"event {index}"), index)
             return
@@ -245,13 +267,16 @@ class StreamChecker:
             self._schema_chunk(obj, data, index)
         self._chunk_rules(obj, index)
 
-    def _schema_chunk(self, obj: dict[str, Any], data: str, index: int) -> None:
-        """schema.chunk findings of a chunk the schema refused (or any chunk, with --strict)."""
+    def _schema_chunk(self, obj: dict[str, Any], data: str, index: int) -> int:
+        """schema.chunk findings of a chunk the schema refused (or any chunk, with --strict). Returns how
+        many errors were only counted (the listing was full), or -1 when they were listed."""
         if not self._strict_flag and self._counts.get("schema.chunk", 0) >= MAX_PER_RULE:
-            self._counts["schema.chunk"] += self._chunk.count_errors(obj, data)  # listing full: count only
-        else:
-            self._extend(schema_findings(self._chunk, self._strict, obj, "schema.chunk", entry=self.entry,
-                                         event=index, seen_unknown=self._seen_unknown))
+            errors = self._chunk.count_errors(obj, data)  # listing full: count only
+            self._counts["schema.chunk"] += errors
+            return errors
+        self._extend(schema_findings(self._chunk, self._strict, obj, "schema.chunk", entry=self.entry,
+                                     event=index, seen_unknown=self._seen_unknown))
+        return -1
 
     def _error_event(self, obj: dict[str, Any], index: int) -> None:
         """C6: an error after the 200 is committed arrives as an event; it ends the stream."""
@@ -262,27 +287,39 @@ class StreamChecker:
 
     # -- the per-chunk digest ---------------------------------------------------------------------
 
-    def _chunk_rules(self, obj: dict[str, Any], index: int) -> None:
+    def _chunk_rules(self, obj: dict[str, Any], index: int) -> object:
+        """The rules on one chunk. Says what they did: `_TOUCHED` (checked or changed something), else
+        `_ANSWERS` (a plain content delta, `_plain`: only `_answered` may have changed) or `_IGNORED`
+        (nothing read the content). Then the next chunk like it may be judged by its text
+        (delta_template)."""
         get = obj.get
+        outcome = _IGNORED
         if get("id") != self._id or get("created") != self._created or get("model") != self._model:
             self._identity(obj, index)
+            outcome = _TOUCHED
         choices = get("choices")
         usage = get("usage")
         if usage is not None:
             self._usage(usage, bool(choices), index)
-        elif self._usage_at is not None and choices and not self._counts.get("stream.usage-last"):
-            self._v("stream.usage-last", expected_text("the usage chunk last (before [DONE])",
-                                                       f"a chunk with choices at event {index}"), index)
+            outcome = _TOUCHED
+        elif self._usage_at is not None:
+            outcome = _TOUCHED
+            if choices and not self._counts.get("stream.usage-last"):
+                self._v("stream.usage-last", expected_text("the usage chunk last (before [DONE])",
+                                                           f"a chunk with choices at event {index}"), index)
         if type(choices) is not list:
-            return
+            return outcome
         if len(choices) == 1:
             ch = choices[0]
-            if type(ch) is dict and not self._plain(ch):
-                self._choice(ch, 0, index)
-            return
+            if type(ch) is not dict:
+                return outcome
+            if self._plain(ch):
+                return outcome if outcome is _TOUCHED else _ANSWERS
+            return _TOUCHED if self._choice(ch, 0, index) else outcome
         for pos, ch in enumerate(choices):
             if type(ch) is dict and not self._plain(ch):
                 self._choice(ch, pos, index)
+        return _TOUCHED
 
     def _plain(self, ch: dict[str, Any]) -> bool:
         """The common case: a content delta of an open choice, with nothing for any rule to check."""
@@ -355,10 +392,11 @@ class StreamChecker:
                 self._v("stream.finish-length", expected(f"completion_tokens <= {self._token_cap[1]}", used),
                         index, "/usage/completion_tokens")
 
-    def _choice(self, ch: dict[str, Any], pos: int, index: int) -> None:
+    def _choice(self, ch: dict[str, Any], pos: int, index: int) -> bool:
+        """The rules on one choice; False when it had no index to check them by."""
         idx = ch.get("index")
         if type(idx) is not int:
-            return  # the chunk schema reports it
+            return False  # the chunk schema reports it
         delta = ch.get("delta")
         if type(delta) is not dict:
             delta = _EMPTY
@@ -371,7 +409,7 @@ class StreamChecker:
             state = self._new_choice(idx, role, pos, index)
         elif state.finish is not None:
             self._after_finish(delta, reason, idx, pos, index)
-            return
+            return True
         elif role is not None and state.role_seen:
             self._v("stream.role-once", expected("no role after the first chunk", role), index,
                     f"/choices/{pos}/delta/role")
@@ -383,6 +421,7 @@ class StreamChecker:
             self._answered = True
         if reason is not None:
             self._finish_choice(state, reason, pos, index)
+        return True
 
     def _new_choice(self, idx: int, role: Any, pos: int, index: int) -> _Choice:
         if role != "assistant":

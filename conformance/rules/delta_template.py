@@ -1,0 +1,160 @@
+"""A stream's next chunk, judged by its text: the chunk before it again, maybe with other content text.
+
+A real stream is thousands of chunks whose JSON differs in one place, the delta's content string
+(`{"choices":[{"delta":{"content":"<text>"},...}],"id":...,...}`); a broken one often repeats the same
+fault on every chunk. Once a chunk's checks changed nothing but counts that no longer list anything
+(`StreamChecker._chunk_rules`, a full schema.chunk listing), the next chunk whose data is the same
+text around another content string gets the same verdict without parsing or schema validation: the
+rest of the JSON is the same characters, so the same values; the content key is the only `"content"`
+in the text, so its value is choices[0].delta.content; and the chunk schema accepts any string there
+(`content_is_free`, checked once per schema). The new string must be a valid JSON string body (no
+unescaped quote or control character, valid escapes), or the full path runs and reports it. A text
+without such a slot is a template only for exactly the same text.
+
+Exactness is tested against the full path on generated streams (tests/test_delta_template.py).
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from typing import Any
+
+from ..jsonutil import JSONError, loads
+from ..schema_count import ANNOTATIONS, local_refs_ok, ref_target
+
+KEY = '"content":"'
+_SIMPLE_BODY = re.compile('[^"\\\\\x00-\x1f\ud800-\udfff]*')
+"""A string body with nothing to unescape or refuse: no quote, backslash, control char or surrogate."""
+_BODY_END = re.compile(r'(?:[^"\\]|\\.)*', re.DOTALL)
+"""Where a string body ends: the first quote not escaped by a backslash."""
+
+
+class DeltaTemplate:
+    """`match(data)`: -1 when `data` is not the template's chunk again (with another content string,
+    where it has a slot for one), else 1 when that string is non-empty and 0 when it is empty or
+    there is no slot. `errors`: schema errors the chunk adds to a full listing; `answers`: a non-empty
+    content string sets the checker's `_answered`."""
+
+    __slots__ = ("answers", "errors", "prefix", "slot", "start", "suffix", "suffix_len")
+
+    def __init__(self, prefix: str, suffix: str | None, *, answers: bool = False, errors: int = 0):
+        self.prefix = prefix
+        self.start = len(prefix)
+        self.slot = suffix is not None
+        self.suffix = suffix or ""
+        self.suffix_len = len(self.suffix)
+        self.answers = answers
+        self.errors = errors
+
+    @classmethod
+    def of(cls, data: str, obj: Any, *, answers: bool, errors: int) -> DeltaTemplate:
+        """The template of a chunk (`obj` parsed from `data`) whose checks changed nothing but counts
+        and `_answered`: with a slot for the content string where the text allows one, else exact."""
+        slot = _content_slot(data, obj)
+        if slot is None:
+            return cls(data, None, errors=errors)
+        return cls(data[:slot[0]], data[slot[1]:], answers=answers, errors=errors)
+
+    def match(self, data: str) -> int:
+        if not self.slot:
+            return 0 if data == self.prefix else -1
+        start = self.start
+        end = len(data) - self.suffix_len
+        if end < start or not data.startswith(self.prefix) or not data.endswith(self.suffix):
+            return -1
+        if _SIMPLE_BODY.fullmatch(data, start, end) is None and not _string_body(data[start - 1:end + 1]):
+            return -1
+        return 1 if end > start else 0
+
+
+def _content_slot(data: str, obj: Any) -> tuple[int, int] | None:
+    """Where the body of choices[0].delta.content is in `data`, when the text around it spells every key
+    out (no backslash) and holds no other "content" key; else None."""
+    key = data.find(KEY)
+    if key < 0 or data.count('"content"') != 1 or type(obj) is not dict:
+        return None
+    choices = obj.get("choices")
+    if type(choices) is not list or len(choices) != 1:
+        return None
+    choice = choices[0]
+    delta = choice.get("delta") if type(choice) is dict else None
+    if type(delta) is not dict or type(delta.get("content")) is not str:
+        return None
+    start = key + len(KEY)
+    end = _BODY_END.match(data, start).end()  # type: ignore[union-attr]  # matches the empty string
+    if "\\" in data[:start] or "\\" in data[end:]:  # every key is spelled out: none is an escaped "content"
+        return None
+    return start, end
+
+
+def _string_body(quoted: str) -> bool:
+    """`quoted` (the body between its quotes) is exactly one JSON string."""
+    try:
+        return type(loads(quoted)) is str
+    except JSONError:
+        return False
+
+
+_PATH = ("choices", None, "delta", "content")
+"""Where the content string sits: properties.choices, its items, properties.delta, properties.content."""
+_ON_PATH = ANNOTATIONS | {"type", "required", "properties", "items", "$ref", "minItems", "maxItems",
+                          "minProperties", "maxProperties"}
+"""Keywords a schema on the way to the content string may use: none looks at that string's value."""
+_AT_CONTENT = ANNOTATIONS | {"type", "$ref"}
+_ROOT_ONLY = {"$schema", "$id", "$defs"}
+_free: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def content_is_free(validator: Any) -> bool:
+    """The chunk schema of `validator` (a schemas.SchemaValidator) accepts every string as
+    choices[0].delta.content, whatever else the chunk holds: templates may be used with it."""
+    free = _free.get(validator)
+    if free is None:
+        free = _free[validator] = _content_is_free(validator.schema)
+    return free
+
+
+def _content_is_free(schema: Any) -> bool:
+    if not isinstance(schema, dict) or not local_refs_ok(schema):
+        return False
+    defs = schema.get("$defs", {})
+    nodes: list[Any] = [schema]
+    for depth, step in enumerate(_PATH):
+        applying = _with_refs(nodes, defs)
+        allowed = _ON_PATH | _ROOT_ONLY if depth == 0 else _ON_PATH
+        if applying is None or any(not node.keys() <= allowed for node in applying):
+            return False
+        if step is None:
+            nodes = [node["items"] for node in applying if "items" in node]
+        else:
+            nodes = [node["properties"][step] for node in applying
+                     if isinstance(node.get("properties"), dict) and step in node["properties"]]
+    applying = _with_refs(nodes, defs)
+    if applying is None or any(not node.keys() <= _AT_CONTENT for node in applying):
+        return False
+    return all(_allows_strings(node.get("type", "string")) for node in applying)
+
+
+def _with_refs(nodes: list[Any], defs: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The schemas that apply at one place: `nodes` and what their $refs point to (None: a boolean
+    or unknown schema, which this analysis does not follow)."""
+    out: list[dict[str, Any]] = []
+    todo = list(nodes)
+    while todo:
+        node = todo.pop()
+        if node is True:
+            continue
+        if not isinstance(node, dict) or len(out) > 64:
+            return None
+        out.append(node)
+        if "$ref" in node:
+            target = ref_target(node["$ref"], defs)
+            if target is None:
+                return None
+            todo.append(target)
+    return out
+
+
+def _allows_strings(types: Any) -> bool:
+    return types == "string" or (isinstance(types, list) and "string" in types)
