@@ -182,3 +182,21 @@ def test_templates_only_where_the_schema_accepts_any_content_string() -> None:
     for extra in ({"additionalProperties": False}, {"patternProperties": {"c": {"maxLength": 1}}},
                   {"anyOf": [{"type": "object"}]}, {"const": {"content": "a"}}, {"not": {"required": ["x"]}}):
         assert not _content_is_free(_chunk_schema({"type": "string"}, extra)), extra
+
+
+def test_templates_back_off_while_a_field_changes_on_every_chunk() -> None:
+    """OpenAI's `obfuscation` differs on every chunk: each template would miss the next chunk, so they
+    are taken ever more rarely; once chunks repeat again, templates match again."""
+    varying = [PLAIN.replace("{C}", "w").replace('"id"', f'"obfuscation":"{i:x}","id"') for i in range(300)]
+    steady = [PLAIN.replace("{C}", f"w{i}") for i in range(100)]
+    texts = [role_chunk(), *varying, *steady]
+    taken: list[int] = []
+    real_of = DeltaTemplate.of
+
+    def counting(data: str, obj: Any, **kw: Any) -> DeltaTemplate:
+        taken.append(len(taken))
+        return real_of(data, obj, **kw)
+
+    with mock.patch.object(DeltaTemplate, "of", counting):
+        assert check(texts, None, templates=True) == check(texts, None, templates=False)
+    assert 8 <= len(taken) <= 14   # a few for the 300 varying chunks, then one for the 100 steady ones

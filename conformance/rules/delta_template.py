@@ -82,8 +82,11 @@ def _content_slot(data: str, obj: Any) -> tuple[int, int] | None:
     if type(delta) is not dict or type(delta.get("content")) is not str:
         return None
     start = key + len(KEY)
+    backslash = data.find("\\")
+    if backslash < 0:
+        return start, data.find('"', start)
     end = _BODY_END.match(data, start).end()  # type: ignore[union-attr]  # matches the empty string
-    if "\\" in data[:start] or "\\" in data[end:]:  # every key is spelled out: none is an escaped "content"
+    if backslash < start or data.find("\\", end) >= 0:  # every key spelled out: none is an escaped "content"
         return None
     return start, end
 

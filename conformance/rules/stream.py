@@ -73,6 +73,8 @@ _RULES = [
 for _name, _title, _cites, _needs, *_when in _RULES:
     register(_S + _name, _title, kind="stream", cites=_cites, needs=_needs, when="".join(_when))
 
+MAX_TEMPLATE_PAUSE = 64
+"""Most chunks a stream goes without a delta template after templates that kept missing the next chunk."""
 MAX_PER_RULE = 50
 """A broken 200k-chunk stream reports the first 50 of each rule, then one summary line."""
 
@@ -122,6 +124,9 @@ class StreamChecker:
         self._strict_flag = strict
         self._templates = not strict and content_is_free(schemas.chunk)
         self._template: DeltaTemplate | None = None   # the last chunk, if valid and plain (delta_template)
+        self._template_at = -1      # the event count when the last one was taken (-1: none since a rest)
+        self._template_rest_until = 0   # no template is taken before this event count
+        self._template_pause = 1    # the next rest, doubled each time a template misses the next chunk
         self._seen_unknown: set[str] = set()
         req = request_body if isinstance(request_body, dict) else None
         self._request = req
@@ -213,8 +218,9 @@ class StreamChecker:
                 self._events += 1
                 counted = 0 if self._chunk_valid(obj) else self._schema_chunk(obj, data, ev.index)
                 outcome = self._chunk_rules(obj, ev.index)
-                if outcome is not _TOUCHED and counted >= 0 and self._templates:
-                    self._template = DeltaTemplate.of(data, obj, answers=outcome is _ANSWERS, errors=counted)
+                if outcome is not _TOUCHED and counted >= 0 and self._templates \
+                        and self._events > self._template_rest_until:
+                    self._take_template(data, obj, outcome is _ANSWERS, counted)
                 else:
                     self._template = None
             else:
@@ -222,6 +228,22 @@ class StreamChecker:
         if self._pending:
             return self._take()
         return []
+
+    def _take_template(self, data: str, obj: dict[str, Any], answers: bool, errors: int) -> None:
+        """This chunk as the template of the next ones (delta_template), unless templates keep missing
+        the very next chunk (a field that changes on every chunk, as OpenAI's `obfuscation`): then one is
+        taken only after 1, 2, 4 ... 64 chunks, until one matches again."""
+        self._template = None
+        taken_at = self._template_at
+        if taken_at == self._events - 1:  # the last one missed the chunk right after it
+            self._template_rest_until = self._events + self._template_pause
+            self._template_pause = min(self._template_pause * 2, MAX_TEMPLATE_PAUSE)
+            self._template_at = -1
+            return
+        if taken_at >= 0:  # it matched at least once, or another kind of chunk came in between
+            self._template_pause = 1
+        self._template = DeltaTemplate.of(data, obj, answers=answers, errors=errors)
+        self._template_at = self._events
 
     def _event_faults(self, ev: SSEEvent) -> None:
         if not ev.terminated:
