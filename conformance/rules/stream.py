@@ -4,7 +4,9 @@ Live runs, 200k-chunk capture files and load tests all feed events one at a time
 keeps constant state per stream (ids of the first chunk, one small record per choice index and
 per tool call; only tool-call argument text is accumulated) and never a list of events. Each chunk
 is parsed once, schema-checked through the fast `is_valid` path, and digested in one loop over its
-choices; the rules are the few lines inside that loop that look at what they need.
+choices; the rules are the few lines inside that loop that look at what they need. A chunk that is
+the one before it with another content string (most of any stream) is judged by its text alone
+(delta_template.py), with exactly the verdict the full path gives.
 
 DashScope shapes that are valid (research s2, F3-F5): a role chunk with content "" first; a finish
 chunk with content "" or with text (C12); `delta: {}` with finish_reason tool_calls; tool-call
