@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from conformance.profiles import load_profile
 from conformance.rules import StreamChecker, Violation
 from conformance.rules import stream as stream_module
-from conformance.rules.delta_template import DeltaTemplate, _content_is_free, content_is_free
+from conformance.rules.delta_template import SLOT_KEYS, DeltaTemplate, _is_free, free_slot_keys
 from conformance.rules.schema_rules import schemas_for
 from conformance.sse import SSEEvent
 
@@ -38,6 +38,8 @@ DECOYS = [   # a "content" string that is not the one the rules read (which stay
     shape('{"content":"{C}","cont\\u0065nt":""}'),
     '{"x":{"content":"{C}"},"choices":[{"finish_reason":null,"delta":{"content":""},"index":0}]' + TAIL,
     '{"choices":[{"delta":{"content":"{C}"},"index":"0"}]' + TAIL,
+    shape('{"content":null,"reasoning_content":"{C}","reasoning_content":""}'),
+    shape('{"content":null,"reasoning_content":"","x":{"reasoning_content":"{C}"}}'),
 ]
 SHAPES = [
     PLAIN,
@@ -54,6 +56,9 @@ SHAPES = [
     shape('{"content":"{C}","cont\\u0065nt":"x"}'),
     shape('{"content": "{C}"}'),                                          # spaced: no template
     shape('{"content":null,"reasoning_content":"{C}"}'),                  # thinking
+    shape('{"content":null,"reasoning_content":"{C}"}'),
+    shape('{"content":"","reasoning_content":"{C}"}'),
+    shape('{"reasoning_content":"{C}","content":"{C}"}'),
     shape('{"content":"{C}"}', extra=',"x":{"content":"y"}'),             # a second "content" key elsewhere
     shape('{"content":"{C}","tool_calls":[{"index":0,"id":"c1","type":"function",'
           '"function":{"name":"f","arguments":"{}"}}]}'),
@@ -89,7 +94,7 @@ def events(texts: list[str]) -> list[SSEEvent]:
 
 
 def check(texts: list[str], request: Any, *, templates: bool, cap: int = stream_module.MAX_PER_RULE) -> list[Violation]:
-    with mock.patch.object(stream_module, "content_is_free", lambda validator: templates), \
+    with mock.patch.object(stream_module, "free_slot_keys", lambda validator: SLOT_KEYS if templates else ()), \
             mock.patch.object(stream_module, "MAX_PER_RULE", cap):
         checker = StreamChecker(DASH, request)
         out: list[Violation] = []
@@ -150,8 +155,8 @@ def test_bad_chunks_past_a_full_listing_are_counted_by_their_text(bad: str) -> N
 
 @pytest.mark.parametrize("body", ["a\x01", "a\n", '","x":"', "\\x", "\\", 'a"b', "\\u12"])
 def test_a_content_that_is_not_a_json_string_body_never_matches(body: str) -> None:
-    template = DeltaTemplate.of(PLAIN.replace("{C}", "a"), orjson.loads(PLAIN.replace("{C}", "a")), answers=True,
-                                errors=0)
+    template = DeltaTemplate.of(PLAIN.replace("{C}", "a"), orjson.loads(PLAIN.replace("{C}", "a")), keys=SLOT_KEYS,
+                                answers=True, errors=0)
     assert template.slot
     assert template.match(PLAIN.replace("{C}", body)) == -1
     # lone surrogates: orjson refuses them, the stdlib parser every chunk falls back to takes them
@@ -173,15 +178,16 @@ def _chunk_schema(content: dict[str, Any], delta_extra: dict[str, Any] | None = 
 
 
 def test_templates_only_where_the_schema_accepts_any_content_string() -> None:
-    assert content_is_free(schemas_for(DASH).chunk)
-    assert not content_is_free(schemas_for(DASH, True).chunk)   # strict closes objects
-    assert _content_is_free(_chunk_schema({"type": ["string", "null"], "description": "text"}))
+    assert free_slot_keys(schemas_for(DASH).chunk) == ("content", "reasoning_content")
+    assert free_slot_keys(schemas_for(DASH, True).chunk) == ()   # strict closes objects
+    assert _is_free(_chunk_schema({"type": ["string", "null"], "description": "text"}), "content")
+    assert _is_free(_chunk_schema({"type": "string"}), "reasoning_content")   # not named: any value
     for content in ({"type": "string", "maxLength": 5}, {"type": "string", "pattern": "^a"}, {"enum": ["a"]},
                     {"const": "a"}, {"type": "null"}, {"anyOf": [{"type": "string"}]}, {"$ref": "#/$defs/nowhere"}):
-        assert not _content_is_free(_chunk_schema(content)), content
+        assert not _is_free(_chunk_schema(content), "content"), content
     for extra in ({"additionalProperties": False}, {"patternProperties": {"c": {"maxLength": 1}}},
                   {"anyOf": [{"type": "object"}]}, {"const": {"content": "a"}}, {"not": {"required": ["x"]}}):
-        assert not _content_is_free(_chunk_schema({"type": "string"}, extra)), extra
+        assert not _is_free(_chunk_schema({"type": "string"}, extra), "content"), extra
 
 
 def test_templates_back_off_while_a_field_changes_on_every_chunk() -> None:

@@ -1,13 +1,14 @@
-"""A stream's next chunk, judged by its text: the chunk before it again, maybe with other content text.
+"""A stream's next chunk, judged by its text: the chunk before it again, maybe with other delta text.
 
 A real stream is thousands of chunks whose JSON differs in one place, the delta's content string
-(`{"choices":[{"delta":{"content":"<text>"},...}],"id":...,...}`); a broken one often repeats the same
-fault on every chunk. Once a chunk's checks changed nothing but counts that no longer list anything
-(`StreamChecker._chunk_rules`, a full schema.chunk listing), the next chunk whose data is the same
-text around another content string gets the same verdict without parsing or schema validation: the
-rest of the JSON is the same characters, so the same values; the content key is the only `"content"`
-in the text, so its value is choices[0].delta.content; and the chunk schema accepts any string there
-(`content_is_free`, checked once per schema). The new string must be a valid JSON string body (no
+(`{"choices":[{"delta":{"content":"<text>"},...}],"id":...,...}`, or reasoning_content while a model
+thinks); a broken one often repeats the same fault on every chunk. Once a chunk's checks changed
+nothing but counts that no longer list anything (`StreamChecker._chunk_rules`, a full schema.chunk
+listing), the next chunk whose data is the same text around another such string gets the same
+verdict without parsing or schema validation: the rest of the JSON is the same characters, so the same
+values; the slot's key is the only one of its name in the text, so its value is choices[0].delta[key];
+the rules only ask whether that string is empty; and the chunk schema accepts any string there
+(`free_slot_keys`, checked once per schema). The new string must be a valid JSON string body (no
 unescaped quote or control character, valid escapes), or the full path runs and reports it. A text
 without such a slot is a template only for exactly the same text.
 
@@ -23,7 +24,8 @@ from typing import Any
 from ..jsonutil import JSONError, loads
 from ..schema_count import ANNOTATIONS, local_refs_ok, ref_target
 
-KEY = '"content":"'
+SLOT_KEYS = ("content", "reasoning_content")
+"""Delta strings a template may leave open: the rules only ask whether one is empty (`_answered`)."""
 _SIMPLE_BODY = re.compile('[^"\\\\\x00-\x1f\ud800-\udfff]*')
 """A string body with nothing to unescape or refuse: no quote, backslash, control char or surrogate."""
 _BODY_END = re.compile(r'(?:[^"\\]|\\.)*', re.DOTALL)
@@ -48,10 +50,11 @@ class DeltaTemplate:
         self.errors = errors
 
     @classmethod
-    def of(cls, data: str, obj: Any, *, answers: bool, errors: int) -> DeltaTemplate:
+    def of(cls, data: str, obj: Any, *, keys: tuple[str, ...], answers: bool, errors: int) -> DeltaTemplate:
         """The template of a chunk (`obj` parsed from `data`) whose checks changed nothing but counts
-        and `_answered`: with a slot for the content string where the text allows one, else exact."""
-        slot = _content_slot(data, obj)
+        and `_answered`: with a slot for one of its delta strings named in `keys` (content, or reasoning
+        while a model thinks) where the text allows one, else exact."""
+        slot = _slot(data, obj, keys)
         if slot is None:
             return cls(data, None, errors=errors)
         return cls(data[:slot[0]], data[slot[1]:], answers=answers, errors=errors)
@@ -68,25 +71,33 @@ class DeltaTemplate:
         return 1 if end > start else 0
 
 
-def _content_slot(data: str, obj: Any) -> tuple[int, int] | None:
-    """Where the body of choices[0].delta.content is in `data`, when the text around it spells every key
-    out (no backslash) and holds no other "content" key; else None."""
-    key = data.find(KEY)
-    if key < 0 or data.count('"content"') != 1 or type(obj) is not dict:
+def _slot(data: str, obj: Any, keys: tuple[str, ...]) -> tuple[int, int] | None:
+    """Where the body of a string choices[0].delta[name] is in `data` (name from `keys`, the non-empty one
+    first), when the text around it spells every key out (no backslash) and holds no other key of that
+    name; else None."""
+    if type(obj) is not dict:
         return None
     choices = obj.get("choices")
     if type(choices) is not list or len(choices) != 1:
         return None
     choice = choices[0]
     delta = choice.get("delta") if type(choice) is dict else None
-    if type(delta) is not dict or type(delta.get("content")) is not str:
+    if type(delta) is not dict:
         return None
-    start = key + len(KEY)
+    names = [name for name in keys if type(delta.get(name)) is str]
+    if not names:
+        return None
+    name = next((name for name in names if delta[name]), names[0])
+    quoted = f'"{name}"'
+    key = data.find(quoted + ':"')
+    if key < 0 or data.count(quoted) != 1:
+        return None
+    start = key + len(quoted) + 2
     backslash = data.find("\\")
     if backslash < 0:
         return start, data.find('"', start)
     end = _BODY_END.match(data, start).end()  # type: ignore[union-attr]  # matches the empty string
-    if backslash < start or data.find("\\", end) >= 0:  # every key spelled out: none is an escaped "content"
+    if backslash < start or data.find("\\", end) >= 0:  # every key spelled out: none is an escaped `quoted`
         return None
     return start, end
 
@@ -99,31 +110,31 @@ def _string_body(quoted: str) -> bool:
         return False
 
 
-_PATH = ("choices", None, "delta", "content")
-"""Where the content string sits: properties.choices, its items, properties.delta, properties.content."""
+_PATH = ("choices", None, "delta")
+"""Where the delta sits: properties.choices, its items, properties.delta."""
 _ON_PATH = ANNOTATIONS | {"type", "required", "properties", "items", "$ref", "minItems", "maxItems",
                           "minProperties", "maxProperties"}
-"""Keywords a schema on the way to the content string may use: none looks at that string's value."""
-_AT_CONTENT = ANNOTATIONS | {"type", "$ref"}
+"""Keywords a schema on the way to a slot's string may use: none looks at that string's value."""
+_AT_SLOT = ANNOTATIONS | {"type", "$ref"}
 _ROOT_ONLY = {"$schema", "$id", "$defs"}
-_free: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_free: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
 
 
-def content_is_free(validator: Any) -> bool:
-    """The chunk schema of `validator` (a schemas.SchemaValidator) accepts every string as
-    choices[0].delta.content, whatever else the chunk holds: templates may be used with it."""
+def free_slot_keys(validator: Any) -> tuple[str, ...]:
+    """The SLOT_KEYS whose string the chunk schema of `validator` (a schemas.SchemaValidator) accepts
+    whatever it holds, wherever else the chunk is what it is: templates may leave those open."""
     free = _free.get(validator)
     if free is None:
-        free = _free[validator] = _content_is_free(validator.schema)
+        free = _free[validator] = tuple(key for key in SLOT_KEYS if _is_free(validator.schema, key))
     return free
 
 
-def _content_is_free(schema: Any) -> bool:
+def _is_free(schema: Any, key: str) -> bool:
     if not isinstance(schema, dict) or not local_refs_ok(schema):
         return False
     defs = schema.get("$defs", {})
     nodes: list[Any] = [schema]
-    for depth, step in enumerate(_PATH):
+    for depth, step in enumerate((*_PATH, key)):
         applying = _with_refs(nodes, defs)
         allowed = _ON_PATH | _ROOT_ONLY if depth == 0 else _ON_PATH
         if applying is None or any(not node.keys() <= allowed for node in applying):
@@ -134,7 +145,7 @@ def _content_is_free(schema: Any) -> bool:
             nodes = [node["properties"][step] for node in applying
                      if isinstance(node.get("properties"), dict) and step in node["properties"]]
     applying = _with_refs(nodes, defs)
-    if applying is None or any(not node.keys() <= _AT_CONTENT for node in applying):
+    if applying is None or any(not node.keys() <= _AT_SLOT for node in applying):
         return False
     return all(_allows_strings(node.get("type", "string")) for node in applying)
 

@@ -24,7 +24,7 @@ from ..jsonutil import JSONError, loads
 from ..profiles import Profile
 from ..sse import SSEEvent
 from .base import Violation, applies, expected, expected_text, register, unlisted_summary
-from .delta_template import DeltaTemplate, content_is_free
+from .delta_template import DeltaTemplate, free_slot_keys
 from .errors import envelope_violations
 from .response import (
     answer_tokens,
@@ -124,7 +124,7 @@ class StreamChecker:
         self._chunk = schemas.chunk
         self._strict = schemas_for(profile, True).chunk if strict else None
         self._strict_flag = strict
-        self._templates = not strict and content_is_free(schemas.chunk)
+        self._templates = () if strict else free_slot_keys(schemas.chunk)   # none: no templates
         self._template: DeltaTemplate | None = None   # the last chunk, if valid and plain (delta_template)
         self._template_at = -1      # the event count when the last one was taken (-1: none since a rest)
         self._template_rest_until = 0   # no template is taken before this event count
@@ -244,7 +244,7 @@ class StreamChecker:
             return
         if taken_at >= 0:  # it matched at least once, or another kind of chunk came in between
             self._template_pause = 1
-        self._template = DeltaTemplate.of(data, obj, answers=answers, errors=errors)
+        self._template = DeltaTemplate.of(data, obj, keys=self._templates, answers=answers, errors=errors)
         self._template_at = self._events
 
     def _event_faults(self, ev: SSEEvent) -> None:
