@@ -50,6 +50,12 @@ MAX_DEFERRALS = 2
 WORK_SHARE_PERCENT = 50
 """After a busy loop turn (streams starting or ending together), the next slice of checks is at most this
 share of that turn's length: relaying goes first, the checks catch up once the burst is over."""
+RELAY_QUIET_NS = 30_000
+"""Checks wait until no chunk was relayed for this long: events come in bursts (an upstream's decode step
+emits one for each of its streams at once), and the burst's later events must not wait behind the
+checks of its first ones."""
+MAX_QUIET_NS = 1_000_000
+"""... but not longer than this in a row, so the checks keep up under a steady flood of events."""
 IDLE_TURN_NS = 100_000
 """A loop turn shorter than this had nothing else to do: the loop is idle, idle work may run."""
 IDLE_SLICE_NS = 100_000
@@ -87,6 +93,8 @@ class ProxyApp:
         self._work_soon = False
         self._slice_ended_ns: int | None = None  # when the last slice stopped with work left
         self._deferrals = 0  # _run_work calls in a row that left their slice to the relays queued behind them
+        self._relayed_ns = 0  # when a chunk was last relayed (`_check_later`)
+        self._quiet_since: int | None = None  # since when the checks wait for a burst of relays to end
         self._after_relays = False  # a slice waits for the relays the last poll woke (`_after_relay`)
         self._idle_work: deque[Callable[[], Any]] = deque()  # early request checks: only when nothing else runs
         self._idle_asked = False
@@ -209,7 +217,8 @@ class ProxyApp:
 
     def _check_later(self, capture: ExchangeCapture, chunk: bytes) -> None:
         """Check a forwarded chunk after the loop's pending writes (`_run_work`)."""
-        if capture.later(chunk, time.perf_counter_ns()):
+        now = self._relayed_ns = time.perf_counter_ns()
+        if capture.later(chunk, now):
             self._soon(capture.drain)
 
     def _done_later(self, capture: ExchangeCapture, method: str, path: str, *, transport_error: str | None = None,
@@ -229,13 +238,27 @@ class ProxyApp:
         (70-170 us each) would hold every other stream's next event for 10 ms; between slices the loop
         reads and writes again. One FIFO keeps a stream's chunk checks before its end.
 
-        This call was queued before the loop last polled, so the relays that poll woke are queued
-        behind it: while any has not run, the slice is left to the last of them (`_after_relay`);
-        this call only comes back, at most MAX_DEFERRALS times in a row, in case none does."""
+        A stream's chunks are relayed from the upstream connection's callback, in the loop's poll, so
+        they never queue behind this call; but events come in bursts, and a slice run after a burst's
+        first event would hold up the rest of it. So while a chunk was relayed less than RELAY_QUIET_NS
+        ago, this call comes back on the next loop turn instead (MAX_QUIET_NS at most in a row).
+
+        Answers read whole (`_relay_checked`) still wake a task per chunk: this call was queued before
+        the loop last polled, so the relays that poll woke are queued behind it: while any has not
+        run, the slice is left to the last of them (`_after_relay`); this call only comes back, at
+        most MAX_DEFERRALS times in a row, in case none does."""
         loop = asyncio.get_running_loop()
         if not self._work:  # the relays' slice (`_after_relay`) got through it
             self._work_soon = False
             return
+        now = time.perf_counter_ns()
+        if now - self._relayed_ns < RELAY_QUIET_NS:   # a burst of events is arriving: relay it first
+            if self._quiet_since is None:
+                self._quiet_since = now
+            if now - self._quiet_since < MAX_QUIET_NS:
+                loop.call_soon(self._run_work)
+                return
+        self._quiet_since = None
         if self._pool.wakeups.pending and self._deferrals < MAX_DEFERRALS:
             self._deferrals += 1
             self._after_relays = True
