@@ -377,43 +377,59 @@ def _runner() -> asyncio.Runner:
     return asyncio.Runner(loop_factory=uvloop.new_event_loop)
 
 
-async def _serve(handler: Handler, sock: socket.socket) -> None:
-    loop = asyncio.get_running_loop()
-    state = _State(handler)
-    stop = asyncio.Event()
-    force = asyncio.Event()
+class FrontServer:
+    """`await start(sock)` serves `handler` on a listening socket; `await shutdown(force)` stops
+    accepting, closes idle connections and waits for the answers in flight (SHUTDOWN_GRACE_S at most,
+    or until `force` is set), then cuts what is left."""
 
-    def signalled() -> None:
-        if stop.is_set():
-            force.set()
-        stop.set()
+    def __init__(self, handler: Handler):
+        self.state = _State(handler)
+        self.server: asyncio.AbstractServer | None = None
 
-    signals = (signal.SIGINT, signal.SIGTERM)
-    for sig in signals:
-        loop.add_signal_handler(sig, signalled)
-    try:
-        server = await loop.create_server(lambda: FrontConnection(state), sock=sock, backlog=2048)
-        await stop.wait()
-        server.close()   # no new connections
+    async def start(self, sock: socket.socket) -> None:
+        state = self.state
+        self.server = await asyncio.get_running_loop().create_server(lambda: FrontConnection(state), sock=sock,
+                                                                     backlog=2048)
+
+    async def shutdown(self, force: asyncio.Event | None = None) -> None:
+        state = self.state
+        if self.server is not None:
+            self.server.close()   # no new connections
         state.closing = True
         for conn in list(state.connections):
             conn.shutdown()
-        await _drain(state, force)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_GRACE_S
+        force = force or asyncio.Event()
+        while (state.connections or state.tasks) and not force.is_set() and loop.time() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(force.wait(), 0.05)
         for conn in list(state.connections):
             conn.transport.abort()
         for task in list(state.tasks):
             task.cancel()
         if state.tasks:
             await asyncio.wait(list(state.tasks), timeout=1)
+
+
+async def _serve(handler: Handler, sock: socket.socket) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    force = asyncio.Event()
+
+    def signalled() -> None:
+        if stop.is_set():
+            force.set()   # a second Ctrl-C: stop now
+        stop.set()
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, signalled)
+    try:
+        front = FrontServer(handler)
+        await front.start(sock)
+        await stop.wait()
+        await front.shutdown(force)
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
-
-
-async def _drain(state: _State, force: asyncio.Event) -> None:
-    """Wait for the answers in flight (SHUTDOWN_GRACE_S at most, or until a second signal)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + SHUTDOWN_GRACE_S
-    while (state.connections or state.tasks) and not force.is_set() and loop.time() < deadline:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(force.wait(), 0.05)
