@@ -138,6 +138,14 @@ class ResponseWriter:
             self.keep_alive = False
         self._conn.answered(self)
 
+    def cut(self) -> None:
+        """End a half-sent answer by closing the connection: the client sees it incomplete."""
+        if not self.ended:
+            self.ended = True
+            self.gone = True
+            self.keep_alive = False
+            self._conn.answered(self)
+
     def answer(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         """A whole answer at once, with a Content-Length when `headers` name none."""
         if not any(name.lower() == b"content-length" for name, _ in headers):
@@ -166,7 +174,7 @@ class FrontConnection(asyncio.Protocol):
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.parser = httptools.HttpRequestParser(self)
         self.loop = asyncio.get_running_loop()
-        self.queue: deque[tuple[Request, bool, bool]] = deque()   # (request, keep-alive, complete)
+        self.queue: deque[tuple[Request, bool, bool]] = deque()   # (request, keep-alive, HTTP/1.0)
         self.writer: ResponseWriter | None = None   # the answer in progress
         self.paused_reading = False
         self.writing_paused = False
@@ -264,16 +272,15 @@ class FrontConnection(asyncio.Protocol):
 
     def _queue(self, request: Request, *, complete: bool) -> None:
         keep_alive = self.parser.should_keep_alive() and complete and not self.state.closing
-        self.queue.append((request, keep_alive, complete))
+        self.queue.append((request, keep_alive, self.parser.get_http_version() == "1.0"))
         if self.writer is None:
             self._next()
         elif len(self.queue) > MAX_QUEUED:
             self._pause_reading()
 
     def _next(self) -> None:
-        request, keep_alive, _ = self.queue.popleft()
+        request, keep_alive, http10 = self.queue.popleft()
         self._cancel_idle()
-        http10 = self.parser.get_http_version() == "1.0"
         writer = self.writer = ResponseWriter(self, head_only=request.method == "HEAD", http10=http10,
                                               keep_alive=keep_alive and not self.state.closing)
         task = self.loop.create_task(self.state.handler(request, writer))
@@ -291,8 +298,7 @@ class FrontConnection(asyncio.Protocol):
         if not writer.started and not writer.gone:
             writer.answer(500, [(b"content-type", b"text/plain")], b"Internal Server Error")
         else:
-            writer.keep_alive = False
-            writer.end()
+            writer.cut()
 
     def answered(self, writer: ResponseWriter) -> None:
         """`writer.end()`: close, or go on with the next request."""
@@ -325,8 +331,8 @@ class FrontConnection(asyncio.Protocol):
     def _stop_reading(self) -> None:
         if self.writer is not None:
             self.writer.keep_alive = False
-        for i, (request, _, complete) in enumerate(self.queue):
-            self.queue[i] = (request, False, complete)
+        for i, (request, _, http10) in enumerate(self.queue):
+            self.queue[i] = (request, False, http10)
         if not self.paused_reading and not self.closed:
             self.paused_reading = True
             self.transport.pause_reading()
