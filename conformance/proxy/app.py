@@ -1,12 +1,14 @@
-"""The proxy as a plain ASGI app (no framework in the per-chunk path): forward, stream, check, record.
+"""The proxy's request handler (its HTTP/1.1 front is server.py; no framework in the per-chunk path):
+forward, stream, check, record.
 
 Every request outside `/_proxy/` goes to the upstream unchanged (method, path under the upstream's
 base path, raw query, body, headers minus the connection-specific ones); the answer comes back the
-same way. Event streams are relayed chunk by chunk: each chunk is written to the client before the
-proxy looks at it, and is checked afterwards, from one queue worked through in slices with the loop's
-reads and writes between them (`_check_later`, `_run_work`), so 100 streams' events arriving together
-are not each held up by the others' checks; a finished stream's exchange is checked, reported and
-recorded the same way. Non-stream
+same way. Event streams are relayed chunk by chunk: each chunk is written to the client from the
+upstream connection's callback that parsed it (`UpstreamResponse.relay`: no task wakes up per chunk)
+before the proxy looks at it, and is checked afterwards, from one queue worked through in slices with
+the loop's reads and writes between them (`_check_later`, `_run_work`), so 100 streams' events
+arriving together are not each held up by the others' checks; a finished stream's exchange is
+checked, reported and recorded the same way. Non-stream
 answers to chat requests are read whole first, so their findings can ride along in an
 `x-chatconf-findings` header; that is the only buffering the proxy does.
 
@@ -78,12 +80,14 @@ class ProxyConfig:
 
 
 class ProxyApp:
-    """`ProxyApp(config, echo=print)` is an ASGI app; `aclose()` releases the upstream connections."""
+    """`ProxyApp(config, echo=print)`: `handle(request, writer)` answers one request (server.py calls it);
+    `close()` releases the upstream connections and writes the rest of the recording."""
 
     def __init__(self, config: ProxyConfig, *, echo: Callable[[str], None] | None = None):
         self.config = config
         self.upstream = parse_upstream(config.upstream)
         self.findings = FindingsStore(config.fail_on, echo=echo)
+        self._relayed_ns = 0  # when a chunk was last relayed (`_check_later`)
         self.recording = BackgroundRecorder(config.record) if config.record else None
         self.in_flight = 0
         self._entries = 0
@@ -93,7 +97,6 @@ class ProxyApp:
         self._work_soon = False
         self._slice_ended_ns: int | None = None  # when the last slice stopped with work left
         self._deferrals = 0  # _run_work calls in a row that left their slice to the relays queued behind them
-        self._relayed_ns = 0  # when a chunk was last relayed (`_check_later`)
         self._quiet_since: int | None = None  # since when the checks wait for a burst of relays to end
         self._after_relays = False  # a slice waits for the relays the last poll woke (`_after_relay`)
         self._idle_work: deque[Callable[[], Any]] = deque()  # early request checks: only when nothing else runs
