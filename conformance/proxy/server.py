@@ -429,6 +429,7 @@ async def _serve(handler: Handler, sock: socket.socket) -> None:
         stop.set()
 
     signals = (signal.SIGINT, signal.SIGTERM)
+    before = {sig: signal.getsignal(sig) for sig in signals}   # given back afterwards (commands/proxy.py's)
     for sig in signals:
         loop.add_signal_handler(sig, signalled)
     try:
@@ -439,3 +440,4 @@ async def _serve(handler: Handler, sock: socket.socket) -> None:
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
+            signal.signal(sig, before[sig])

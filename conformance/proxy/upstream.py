@@ -4,7 +4,8 @@ connections in a plain LIFO list.
 Why not httpx: its connection pool re-scans every connection for every request that starts or ends,
 which at 100 concurrent streams stalled the event loop for milliseconds per stream start (the proxy's
 p99 per event was 40-160 ms); anyio adds a cancel scope to every read on top. Here a body chunk costs
-one parser callback and one future, and a stream start takes a connection off a list.
+one parser callback and one future (`chunks()`), or only the callback (`relay(sink)`, which hands each
+chunk to the proxy's writer from the callback itself), and a stream start takes a connection off a list.
 
 Failures become `UpstreamFailure(code, message)`: `upstream_unreachable` (connect refused or failed),
 `upstream_timeout` (no connection, or no response headers, within the timeout; or silence mid-answer
