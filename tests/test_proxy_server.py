@@ -146,6 +146,7 @@ class _Upstream(asyncio.Protocol):
     script: Callable[[asyncio.Transport], Awaitable[None]]
     lost: list[Exception | None] = []
     paused = 0
+    delay = 0.0   # before the response head
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.Transport = transport  # type: ignore[assignment]
@@ -154,6 +155,10 @@ class _Upstream(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.seen += data
         if b"\r\n\r\n" in self.seen:
+            asyncio.get_running_loop().call_later(type(self).delay, self.answer)
+
+    def answer(self) -> None:
+        if not self.transport.is_closing():
             self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                                  b"transfer-encoding: chunked\r\n\r\n")
             self.task = asyncio.ensure_future(type(self).script(self.transport))
@@ -172,7 +177,8 @@ def _event(i: int, pad: int = 0) -> bytes:
 
 
 def _proxied(script: Callable[[asyncio.Transport], Awaitable[None]],
-             talk: Callable[[int, ProxyApp], Awaitable[Any]]) -> tuple[Any, ProxyApp, list[dict[str, Any]]]:
+             talk: Callable[[int, ProxyApp], Awaitable[Any]], *,
+             delay: float = 0.0) -> tuple[Any, ProxyApp, list[dict[str, Any]]]:
     """`talk(port, app)` against a proxy in front of an upstream that answers with `script`;
     also the proxy's finished exchanges and whatever its loop logged as an error."""
 
@@ -181,6 +187,7 @@ def _proxied(script: Callable[[asyncio.Transport], Awaitable[None]],
         paused = 0
 
     Upstream.script = staticmethod(script)  # type: ignore[assignment]
+    Upstream.delay = delay
     errors: list[dict[str, Any]] = []
 
     async def main() -> Any:
@@ -213,8 +220,9 @@ REQUEST = (b"POST /chat/completions HTTP/1.1\r\nHost: p\r\nContent-Type: applica
            b"Content-Length: %d\r\n\r\n%s" % (len(BODY), BODY))
 
 
-def test_a_client_that_leaves_mid_stream_ends_the_exchange_and_drops_the_upstream(monkeypatch: pytest.MonkeyPatch
-                                                                                ) -> None:
+@pytest.mark.parametrize("leaves", ["mid-stream", "before the answer"])
+def test_a_client_that_leaves_ends_the_exchange_and_drops_the_upstream(leaves: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     finished: list[dict[str, Any]] = []
     done = ProxyApp._done
 
@@ -234,13 +242,13 @@ def test_a_client_that_leaves_mid_stream_ends_the_exchange_and_drops_the_upstrea
     async def talk(port: int, app: ProxyApp) -> bytes:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(REQUEST)
-        seen = await reader.readuntil(b'"content":"2"')
+        seen = await reader.readuntil(b'"content":"2"') if leaves == "mid-stream" else b""
         writer.close()            # the user closed the tab
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)
         return seen
 
-    (seen, upstream), app, errors = _proxied(script, talk)
-    assert seen.startswith(b"HTTP/1.1 200 OK")
+    (seen, upstream), app, errors = _proxied(script, talk, delay=0.0 if leaves == "mid-stream" else 0.1)
+    assert seen.startswith(b"HTTP/1.1 200 OK") or leaves != "mid-stream"
     assert [kw.get("client_gone") for kw in finished] == [True]
     assert upstream.lost, "the upstream connection was not dropped"
     assert errors == []

@@ -205,6 +205,8 @@ class ProxyApp:
         done = response.relay(sink)
         writer.on_pause, writer.on_resume = response.pause, response.resume
         writer.on_gone = partial(_client_gone, done)
+        if writer.gone:   # it left while the upstream was answering
+            _client_gone(done)
         if writer.paused:
             response.pause()
         failure = await done
