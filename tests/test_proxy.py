@@ -471,3 +471,32 @@ def test_checks_queued_before_a_poll_wait_for_the_relays_it_woke_but_not_forever
     finally:
         proxy.close()
     assert order == ["relay 1", "relay 2", "check", "same turn", "next turns", "late check", "end"]
+
+
+def test_checks_wait_for_a_burst_of_relayed_chunks_to_end_but_not_forever(monkeypatch: pytest.MonkeyPatch):
+    """Chunks relayed less than RELAY_QUIET_NS ago hold the checks back (the rest of the burst goes
+    first); a relay that never stops holds them back MAX_QUIET_NS at most."""
+    from conformance.proxy import app as proxy_app
+
+    monkeypatch.setattr(proxy_app, "RELAY_QUIET_NS", 50_000_000)   # wide margins for a busy machine
+    monkeypatch.setattr(proxy_app, "MAX_QUIET_NS", 100_000_000)
+    proxy, order = _bare_proxy(), []
+
+    async def turns() -> None:
+        proxy._relayed_ns = time.perf_counter_ns()   # a chunk was just relayed
+        proxy._soon(lambda: order.append("check"))
+        await asyncio.sleep(0)
+        order.append("burst goes on")
+        deadline = time.perf_counter_ns() + 5_000_000_000
+        while "check" not in order and time.perf_counter_ns() < deadline:
+            proxy._relayed_ns = time.perf_counter_ns()   # a flood of relays that never pauses
+            await asyncio.sleep(0)
+        order.append("end")
+
+    started = time.perf_counter_ns()
+    try:
+        asyncio.run(turns())
+    finally:
+        proxy.close()
+    assert order == ["burst goes on", "check", "end"]
+    assert 100_000_000 <= time.perf_counter_ns() - started < 4_000_000_000

@@ -18,9 +18,10 @@ from ..errors import UsageError
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..mock.server import MockStartError, bind_socket, prepare_process, serve, uvicorn_server
+    from ..mock.server import MockStartError, bind_socket, prepare_process
     from ..profiles import ProfileError, load_profile
     from ..proxy import ProxyApp, ProxyConfig, UpstreamError
+    from ..proxy.server import serve
 
     if not args.upstream:
         raise UsageError("--upstream URL is required (the API the proxy forwards to)")
@@ -51,16 +52,16 @@ def main(args: argparse.Namespace) -> int:
     print(f"chatconf proxy: listening on http://{host}:{port} -> {target} (profile {profile.name}, "
           f"--fail-on {args.fail_on}{record}); point your app's base_url at http://{host}:{port} - Ctrl-C to stop",
           flush=True)
-    server = uvicorn_server(app, date_header=False)
     prepare_process()
-    # uvicorn shuts down gracefully on SIGTERM, then raises it again with the handler found at start:
-    # the default one would kill the process before the recording is written out and closed.
+    # While it serves, the front server shuts down gracefully on SIGINT and SIGTERM; before and after,
+    # SIGTERM is a Ctrl-C too: the default handler would kill the process before the recording is
+    # written out and closed.
     signal.signal(signal.SIGTERM, _interrupt)
     # The recording thread holds the GIL while it redacts a line; the loop gets it back within 0.2 ms
     # instead of the default 5 ms, which would show as 5 ms added to events while exchanges are written.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
-        serve(server, sock)
+        serve(app.handle, sock)
     finally:
         app.close()
     store = app.findings

@@ -74,7 +74,7 @@ def serve(server: Any, sock: socket.socket) -> None:
 
 
 def uvicorn_server(app: Any, *, loop: str = "auto", date_header: bool = True) -> Any:
-    """uvicorn for the mock (and the proxy, which passes the upstream's Date through: date_header=False)."""
+    """uvicorn for the mock (date_header=False: no Date header of its own)."""
     import uvicorn
 
     config = uvicorn.Config(app, loop=loop, http="httptools" if _has("httptools") else "auto",

@@ -2,6 +2,7 @@
 
     from conformance.proxy import ProxyApp, ProxyConfig
     app = ProxyApp(ProxyConfig(upstream="http://127.0.0.1:8000/compatible-mode/v1", profile=profile))
+    conformance.proxy.server.serve(app.handle, sock)   # until Ctrl-C; then app.close()
 """
 
 from .app import ProxyApp, ProxyConfig

@@ -1,12 +1,14 @@
-"""The proxy as a plain ASGI app (no framework in the per-chunk path): forward, stream, check, record.
+"""The proxy's request handler (its HTTP/1.1 front is server.py; no framework in the per-chunk path):
+forward, stream, check, record.
 
 Every request outside `/_proxy/` goes to the upstream unchanged (method, path under the upstream's
 base path, raw query, body, headers minus the connection-specific ones); the answer comes back the
-same way. Event streams are relayed chunk by chunk: each chunk is written to the client before the
-proxy looks at it, and is checked afterwards, from one queue worked through in slices with the loop's
-reads and writes between them (`_check_later`, `_run_work`), so 100 streams' events arriving together
-are not each held up by the others' checks; a finished stream's exchange is checked, reported and
-recorded the same way. Non-stream
+same way. Event streams are relayed chunk by chunk: each chunk is written to the client from the
+upstream connection's callback that parsed it (`UpstreamResponse.relay`: no task wakes up per chunk)
+before the proxy looks at it, and is checked afterwards, from one queue worked through in slices with
+the loop's reads and writes between them (`_check_later`, `_run_work`), so 100 streams' events
+arriving together are not each held up by the others' checks; a finished stream's exchange is
+checked, reported and recorded the same way. Non-stream
 answers to chat requests are read whole first, so their findings can ride along in an
 `x-chatconf-findings` header; that is the only buffering the proxy does.
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -36,14 +38,10 @@ from .capture import ExchangeCapture, is_chat_path
 from .findings import FindingsStore, findings_header
 from .forwarding import error_body, forwarded_headers, parse_upstream
 from .recorder import BackgroundRecorder
+from .server import MAX_REQUEST_BYTES, Request, ResponseWriter
 from .upstream import UpstreamFailure, UpstreamPool, UpstreamResponse
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
 ADMIN_PREFIX = "/_proxy/"
-MAX_REQUEST_BYTES = 32 * 1024 * 1024
 MAX_BUFFERED_BYTES = 16 * 1024 * 1024
 """A non-stream answer larger than this is relayed as it comes, without the findings header."""
 FINDINGS_HEADER = b"x-chatconf-findings"
@@ -54,6 +52,12 @@ MAX_DEFERRALS = 2
 WORK_SHARE_PERCENT = 50
 """After a busy loop turn (streams starting or ending together), the next slice of checks is at most this
 share of that turn's length: relaying goes first, the checks catch up once the burst is over."""
+RELAY_QUIET_NS = 30_000
+"""Checks wait until no chunk was relayed for this long: events come in bursts (an upstream's decode step
+emits one for each of its streams at once), and the burst's later events must not wait behind the
+checks of its first ones."""
+MAX_QUIET_NS = 1_000_000
+"""... but not longer than this in a row, so the checks keep up under a steady flood of events."""
 IDLE_TURN_NS = 100_000
 """A loop turn shorter than this had nothing else to do: the loop is idle, idle work may run."""
 IDLE_SLICE_NS = 100_000
@@ -76,12 +80,14 @@ class ProxyConfig:
 
 
 class ProxyApp:
-    """`ProxyApp(config, echo=print)` is an ASGI app; `aclose()` releases the upstream connections."""
+    """`ProxyApp(config, echo=print)`: `handle(request, writer)` answers one request (server.py calls it);
+    `close()` releases the upstream connections and writes the rest of the recording."""
 
     def __init__(self, config: ProxyConfig, *, echo: Callable[[str], None] | None = None):
         self.config = config
         self.upstream = parse_upstream(config.upstream)
         self.findings = FindingsStore(config.fail_on, echo=echo)
+        self._relayed_ns = 0  # when a chunk was last relayed (`_check_later`)
         self.recording = BackgroundRecorder(config.record) if config.record else None
         self.in_flight = 0
         self._entries = 0
@@ -91,6 +97,7 @@ class ProxyApp:
         self._work_soon = False
         self._slice_ended_ns: int | None = None  # when the last slice stopped with work left
         self._deferrals = 0  # _run_work calls in a row that left their slice to the relays queued behind them
+        self._quiet_since: int | None = None  # since when the checks wait for a burst of relays to end
         self._after_relays = False  # a slice waits for the relays the last poll woke (`_after_relay`)
         self._idle_work: deque[Callable[[], Any]] = deque()  # early request checks: only when nothing else runs
         self._idle_asked = False
@@ -103,28 +110,26 @@ class ProxyApp:
         if self.recording is not None:
             self.recording.close()
 
-    # -- ASGI -------------------------------------------------------------------------------------
+    # -- requests (conformance.proxy.server calls `handle` for each) --------------------------------
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        if scope["path"].startswith(ADMIN_PREFIX):
-            await self._admin(scope, send)
+    async def handle(self, request: Request, writer: ResponseWriter) -> None:
+        if request.path.startswith(ADMIN_PREFIX):
+            self._admin(request, writer)
             return
         self.in_flight += 1
         try:
-            await self._forward(scope, receive, send)
+            await self._forward(request, writer)
         finally:
             self.in_flight -= 1
 
-    async def _admin(self, scope: Scope, send: Send) -> None:
-        path = scope["path"]
+    def _admin(self, request: Request, writer: ResponseWriter) -> None:
+        path = request.path
         if path not in ("/_proxy/findings", "/_proxy/health"):
-            await _answer(send, 404, error_body(f"no such proxy endpoint {path!r}", "not_found"))
-        elif scope["method"] != "GET":
-            await _answer(send, 405, error_body(f"{path} answers GET only", "method_not_allowed"))
+            _answer(writer, 404, error_body(f"no such proxy endpoint {path!r}", "not_found"))
+        elif request.method != "GET":
+            _answer(writer, 405, error_body(f"{path} answers GET only", "method_not_allowed"))
         elif path == "/_proxy/findings":
-            await _answer(send, 200, dumpb(self.findings.snapshot()))
+            _answer(writer, 200, dumpb(self.findings.snapshot()))
         else:
             health: dict[str, Any] = {"status": "ok", "upstream": redact_text(self.config.upstream),
                                       "exchanges": self.findings.exchanges, "in_flight": self.in_flight}
@@ -132,26 +137,26 @@ class ProxyApp:
                 rec = self.recording
                 health["recording"] = {"queued": rec.queued, "written": rec.written, "waits": rec.waits,
                                        "error": str(rec.error) if rec.error else None}
-            await _answer(send, 200, dumpb(health))
+            _answer(writer, 200, dumpb(health))
 
     # -- forwarding ----------------------------------------------------------------------------------
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await _read_body(receive)
+    async def _forward(self, request: Request, writer: ResponseWriter) -> None:
+        body = request.body
         if body is None:
-            await _answer(send, 413, error_body(f"request body larger than {MAX_REQUEST_BYTES} bytes",
-                                                "request_too_large"))
+            _answer(writer, 413, error_body(f"request body larger than {MAX_REQUEST_BYTES} bytes",
+                                            "request_too_large"))
             return
-        raw_headers = list(scope["headers"])
+        raw_headers = request.headers
         _register_keys(raw_headers)
-        path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
-        query = scope.get("query_string") or b""
-        target = self.upstream.base_path + path + (f"?{query.decode('latin-1')}" if query else "")
+        query = request.query
+        target = self.upstream.base_path + request.raw_path.decode("latin-1") + (
+            f"?{query.decode('latin-1')}" if query else "")
         url = self.upstream.origin + target
         headers = forwarded_headers(raw_headers, request=True)
-        method = scope["method"]
+        method = request.method
         capture = None
-        if is_chat_path(scope["path"]):
+        if is_chat_path(request.path):
             capture = ExchangeCapture(self.config.profile, method=method, url=url, source=self.config.upstream,
                                       headers=_text(headers), body=body,
                                       keep_events=self.recording is not None)
@@ -163,54 +168,62 @@ class ProxyApp:
                                                 idle_timeout_s=self.config.idle_timeout_s)
         except UpstreamFailure as exc:
             message = redact_text(exc.message)
-            await _answer(send, 502, error_body(message, exc.code, kind="bad_gateway"))
+            _answer(writer, 502, error_body(message, exc.code, kind="bad_gateway"))
             if capture is not None:
-                self._done(capture, method, scope["path"], transport_error=message)
+                self._done(capture, method, request.path, transport_error=message)
             return
         try:
-            await self._relay(response, capture, method, scope, receive, send)
+            await self._relay(response, capture, method, request.path, writer)
         finally:
             response.close()
 
-    async def _relay(self, response: UpstreamResponse, capture: ExchangeCapture | None, method: str, scope: Scope,
-                     receive: Receive, send: Send) -> None:
+    async def _relay(self, response: UpstreamResponse, capture: ExchangeCapture | None, method: str, path: str,
+                     writer: ResponseWriter) -> None:
         status = response.status
         headers_ns = time.perf_counter_ns()
         headers = forwarded_headers(response.headers, request=False)
         if capture is not None and not capture.streams(status, headers):
             capture.response(status, _text(headers), t_ns=headers_ns)
-            if await self._relay_checked(response, capture, method, scope, headers, send):
+            if await self._relay_checked(response, capture, method, path, headers, writer):
                 return
         else:
-            await send({"type": "http.response.start", "status": status, "headers": headers})
+            writer.start(status, headers)
             if capture is not None:
                 capture.response_later(status, _text(headers), headers_ns)
-        disconnect: asyncio.Future[Any] | None = None   # http.disconnect is the only message left
-        error: str | None = None
-        try:
-            async for chunk in response.chunks():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                if capture is not None:
-                    self._check_later(capture, chunk)
-                self._after_relay()
-                if disconnect is None:
-                    disconnect = asyncio.ensure_future(receive())
-                elif disconnect.done():
-                    if capture is not None:
-                        self._done_later(capture, method, scope["path"], client_gone=True)
-                    return
-        except UpstreamFailure as exc:
-            error = redact_text(exc.message)
-        finally:
-            if disconnect is not None:
-                disconnect.cancel()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        # From here on each chunk is written to the client from the upstream connection's callback that
+        # parsed it (no task wakes up per chunk) and checked later, from the work queue.
+        write = writer.write
+        if capture is None:
+            sink = write
+        else:
+            check_later = self._check_later
+
+            def sink(chunk: bytes) -> None:
+                write(chunk)
+                check_later(capture, chunk)
+
+        done = response.relay(sink)
+        writer.on_pause, writer.on_resume = response.pause, response.resume
+        writer.on_gone = partial(_client_gone, done)
+        if writer.gone:   # it left while the upstream was answering
+            _client_gone(done)
+        if writer.paused:
+            response.pause()
+        failure = await done
+        writer.on_pause = writer.on_resume = writer.on_gone = None
+        if failure is CLIENT_GONE:
+            if capture is not None:
+                self._done_later(capture, method, path, client_gone=True)
+            return   # the caller drops the upstream connection
+        error = None if failure is None else redact_text(failure.message)
+        writer.end()
         if capture is not None:
-            self._done_later(capture, method, scope["path"], transport_error=error)
+            self._done_later(capture, method, path, transport_error=error)
 
     def _check_later(self, capture: ExchangeCapture, chunk: bytes) -> None:
         """Check a forwarded chunk after the loop's pending writes (`_run_work`)."""
-        if capture.later(chunk, time.perf_counter_ns()):
+        now = self._relayed_ns = time.perf_counter_ns()
+        if capture.later(chunk, now):
             self._soon(capture.drain)
 
     def _done_later(self, capture: ExchangeCapture, method: str, path: str, *, transport_error: str | None = None,
@@ -230,13 +243,27 @@ class ProxyApp:
         (70-170 us each) would hold every other stream's next event for 10 ms; between slices the loop
         reads and writes again. One FIFO keeps a stream's chunk checks before its end.
 
-        This call was queued before the loop last polled, so the relays that poll woke are queued
-        behind it: while any has not run, the slice is left to the last of them (`_after_relay`);
-        this call only comes back, at most MAX_DEFERRALS times in a row, in case none does."""
+        A stream's chunks are relayed from the upstream connection's callback, in the loop's poll, so
+        they never queue behind this call; but events come in bursts, and a slice run after a burst's
+        first event would hold up the rest of it. So while a chunk was relayed less than RELAY_QUIET_NS
+        ago, this call comes back on the next loop turn instead (MAX_QUIET_NS at most in a row).
+
+        Answers read whole (`_relay_checked`) still wake a task per chunk: this call was queued before
+        the loop last polled, so the relays that poll woke are queued behind it: while any has not
+        run, the slice is left to the last of them (`_after_relay`); this call only comes back, at
+        most MAX_DEFERRALS times in a row, in case none does."""
         loop = asyncio.get_running_loop()
         if not self._work:  # the relays' slice (`_after_relay`) got through it
             self._work_soon = False
             return
+        now = time.perf_counter_ns()
+        if now - self._relayed_ns < RELAY_QUIET_NS:   # a burst of events is arriving: relay it first
+            if self._quiet_since is None:
+                self._quiet_since = now
+            if now - self._quiet_since < MAX_QUIET_NS:
+                loop.call_soon(self._run_work)
+                return
+        self._quiet_since = None
         if self._pool.wakeups.pending and self._deferrals < MAX_DEFERRALS:
             self._deferrals += 1
             self._after_relays = True
@@ -314,8 +341,8 @@ class ProxyApp:
             else:
                 self._ask_idle()
 
-    async def _relay_checked(self, response: UpstreamResponse, capture: ExchangeCapture, method: str, scope: Scope,
-                             headers: list[tuple[bytes, bytes]], send: Send) -> bool:
+    async def _relay_checked(self, response: UpstreamResponse, capture: ExchangeCapture, method: str, path: str,
+                             headers: list[tuple[bytes, bytes]], writer: ResponseWriter) -> bool:
         """Read a non-stream answer whole, check it, then send it with the findings header. False when it
         grew too large to hold: the part read so far has been sent and the caller relays the rest."""
         parts: list[bytes] = []
@@ -327,16 +354,15 @@ class ProxyApp:
                 capture.chunk(chunk)
                 size += len(chunk)
                 if size > MAX_BUFFERED_BYTES:
-                    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-                    await send({"type": "http.response.body", "body": b"".join(parts), "more_body": True})
+                    writer.start(response.status, headers)
+                    writer.write(b"".join(parts))
                     return False
         except UpstreamFailure as exc:
             error = redact_text(exc.message)
-        failing = self._done(capture, method, scope["path"], transport_error=error)
+        failing = self._done(capture, method, path, transport_error=error)
         if failing:
             headers = [*headers, (FINDINGS_HEADER, findings_header(failing).encode("ascii", "replace"))]
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"".join(parts), "more_body": False})
+        writer.answer(response.status, headers, b"".join(parts))
         return True
 
     def _done(self, capture: ExchangeCapture, method: str, path: str, *, transport_error: str | None = None,
@@ -358,24 +384,6 @@ def _text(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole request body (chat requests are small), or None when it exceeds MAX_REQUEST_BYTES."""
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            return None
-        parts.append(chunk)
-        if not message.get("more_body"):
-            break
-    return b"".join(parts)
-
-
 def _register_keys(headers: list[tuple[bytes, bytes]]) -> None:
     """Every credential the app sends through the proxy becomes a registered secret, so no console
     line, finding or recording can show it (nor its encodings)."""
@@ -388,7 +396,14 @@ def _register_keys(headers: list[tuple[bytes, bytes]]) -> None:
                 register_secret(token.strip())
 
 
-async def _answer(send: Send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+def _answer(writer: ResponseWriter, status: int, body: bytes) -> None:
+    writer.answer(status, JSON_HEADERS, body)
+
+
+CLIENT_GONE: Any = UpstreamFailure("client_gone", "the client went away")
+"""What a relay's future is set to when the client disconnects before the answer is complete."""
+
+
+def _client_gone(done: asyncio.Future[Any]) -> None:
+    if not done.done():
+        done.set_result(CLIENT_GONE)

@@ -4,7 +4,8 @@ connections in a plain LIFO list.
 Why not httpx: its connection pool re-scans every connection for every request that starts or ends,
 which at 100 concurrent streams stalled the event loop for milliseconds per stream start (the proxy's
 p99 per event was 40-160 ms); anyio adds a cancel scope to every read on top. Here a body chunk costs
-one parser callback and one future, and a stream start takes a connection off a list.
+one parser callback and one future (`chunks()`), or only the callback (`relay(sink)`, which hands each
+chunk to the proxy's writer from the callback itself), and a stream start takes a connection off a list.
 
 Failures become `UpstreamFailure(code, message)`: `upstream_unreachable` (connect refused or failed),
 `upstream_timeout` (no connection, or no response headers, within the timeout; or silence mid-answer
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httptools
@@ -68,11 +69,16 @@ class _Connection(asyncio.Protocol):
         self.bytes_in = 0
         self.waiter: asyncio.Future[None] | None = None
         self.paused = False
+        self.sink: Callable[[bytes], None] | None = None   # set while `UpstreamResponse.relay` runs
+        self.relay_done: asyncio.Future[UpstreamFailure | None] | None = None
+        self.last_in = 0.0   # loop time of the last chunk handed to the sink
+        self.held = False    # reading paused for a slow client (`UpstreamResponse.pause`)
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.loop_time = asyncio.get_running_loop().time
 
     def data_received(self, data: bytes) -> None:
         self.bytes_in += len(data)
@@ -92,6 +98,7 @@ class _Connection(asyncio.Protocol):
         if self.headers_done is not None and self.headers_done.done() and exc is None and not self._framed():
             self.complete = True   # a body delimited by the end of the connection
             self._wake()
+            self.end_relay(None)
             return
         reason = f"connection reset ({exc})" if exc else "connection closed"
         when = "before the answer" if not self.bytes_in else "before the answer was complete"
@@ -110,6 +117,17 @@ class _Connection(asyncio.Protocol):
             self.headers_done.set_result(None)
 
     def on_body(self, body: bytes) -> None:
+        sink = self.sink
+        if sink is not None:
+            self.last_in = self.loop_time()
+            try:
+                sink(body)
+            except Exception as exc:   # the proxy's own fault: logged, the answer ends cut short
+                asyncio.get_running_loop().call_exception_handler(
+                    {"message": "chatconf proxy: relaying a chunk failed", "exception": exc})
+                self.end_relay(UpstreamFailure(PROTOCOL, f"the proxy failed relaying the answer ({exc!r})"))
+                self.abort()
+            return
         self.chunks.append(body)
         self.buffered += len(body)
         if self.buffered > PAUSE_ABOVE and not self.paused and self.transport is not None:
@@ -120,6 +138,7 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self.complete = True
         self._wake()
+        self.end_relay(None)
 
     # -- helpers ------------------------------------------------------------------------------------
 
@@ -136,6 +155,15 @@ class _Connection(asyncio.Protocol):
         if self.headers_done is not None and not self.headers_done.done():
             self.headers_done.set_exception(failure)
         self._wake()
+        self.end_relay(self.error)
+
+    def end_relay(self, failure: UpstreamFailure | None) -> None:
+        """The relay (if one runs) is over: complete (None) or failed."""
+        done = self.relay_done
+        if done is not None:
+            self.sink = self.relay_done = None
+            if not done.done():
+                done.set_result(failure)
 
     def _wake(self) -> None:
         waiter = self.waiter
@@ -211,6 +239,55 @@ class UpstreamResponse:
             if self._timer is not None:
                 self._timer.cancel()
 
+    def relay(self, sink: Callable[[bytes], None]) -> asyncio.Future[UpstreamFailure | None]:
+        """Hand the body to `sink` as it arrives, from the connection's own callback: no task wakes up
+        per chunk, so the proxy can write a chunk to its client in the same callback that parsed it.
+        Chunks read before the call go first. The future is done when the answer is complete (None)
+        or failed (its UpstreamFailure; silence beyond the idle timeout is one, except while reading
+        is paused for a slow client). `close()` stops the relay."""
+        conn = self._conn
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[UpstreamFailure | None] = loop.create_future()
+        while conn.chunks:
+            sink(conn.take())
+        if conn.complete or conn.error is not None:
+            done.set_result(None if conn.complete else conn.error)
+            return done
+        conn.sink, conn.relay_done, conn.last_in = sink, done, loop.time()
+        self._timer = loop.call_later(self._idle, self._relay_idle)
+        return done
+
+    def _relay_idle(self) -> None:
+        conn = self._conn
+        if conn.relay_done is None:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if conn.held:   # the client is slow, not the upstream
+            self._timer = loop.call_at(now + self._idle, self._relay_idle)
+            return
+        if now < conn.last_in + self._idle:
+            self._timer = loop.call_at(conn.last_in + self._idle, self._relay_idle)
+            return
+        conn.end_relay(UpstreamFailure(TIMEOUT, f"upstream sent nothing for {self._idle:g} s in the middle of "
+                                                "the answer"))
+        conn.abort()
+
+    def pause(self) -> None:
+        """Stop reading the upstream while the client cannot take more (its buffer is full)."""
+        conn = self._conn
+        if not conn.held and conn.transport is not None and not conn.closed:
+            conn.held = True
+            conn.transport.pause_reading()
+
+    def resume(self) -> None:
+        conn = self._conn
+        if conn.held:
+            conn.held = False
+            conn.last_in = asyncio.get_running_loop().time()
+            if conn.transport is not None and not conn.closed:
+                conn.transport.resume_reading()
+
     def _check_idle(self) -> None:
         loop = asyncio.get_running_loop()
         waiter = self._conn.waiter
@@ -230,6 +307,9 @@ class UpstreamResponse:
             return
         self._released = True
         conn = self._conn
+        conn.sink = conn.relay_done = None
+        if conn.held:
+            self.resume()
         if conn.complete and not conn.closed and conn.keep_alive and not conn.chunks:
             self._pool.give_back(conn)
         else:
