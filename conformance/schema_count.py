@@ -27,11 +27,12 @@ Counter = Callable[[Any], int]
 _TYPES: dict[str, type] = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
 """JSON types whose check is a plain isinstance in jsonschema (integer and number are not: True, 1.0)."""
 ANNOTATIONS = frozenset({"title", "description", "$comment", "examples", "default", "deprecated", "readOnly",
-                          "writeOnly"})
+                         "writeOnly"})
 _STRUCTURE = frozenset({"type", "required", "properties", "items", "$ref"})
 _CHECKS = frozenset({"const", "enum", "anyOf", "minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum"})
 _SUMMED = _STRUCTURE | _CHECKS | ANNOTATIONS
-_ROOT_ONLY = frozenset({"$schema", "$id", "$defs"})
+ROOT_ONLY = frozenset({"$schema", "$id", "$defs"})
+"""Keywords only the root of a schema document holds."""
 _SCOPED = ("$id", "$anchor", "$dynamicAnchor", "$dynamicRef", "$recursiveAnchor", "$recursiveRef")
 """Keywords that change how references resolve: a schema holding one below its root is not split."""
 _LOCAL_REF = "#/$defs/"
@@ -44,12 +45,10 @@ class _Unsplittable(Exception):
 def compile_counter(schema: Any, leaf_validator: Callable[[Any], Any]) -> Counter | None:
     """A Counter for `schema`, or None when it cannot be split safely. `leaf_validator(subschema)`
     builds the jsonschema-rs validator of a leaf (with `is_valid` and `iter_errors`)."""
-    if not isinstance(schema, dict):
+    if not isinstance(schema, dict) or not local_refs_ok(schema):
         return None
-    defs = schema.get("$defs", {})
     try:
-        _check_scopes(schema, defs, root=True)
-        return _Builder(defs, leaf_validator).node(schema, root=True)
+        return _Builder(schema.get("$defs", {}), leaf_validator).node(schema, root=True)
     except _Unsplittable:
         return None
     except Exception:  # a leaf the binding cannot compile alone: count the whole schema
@@ -58,7 +57,7 @@ def compile_counter(schema: Any, leaf_validator: Callable[[Any], Any]) -> Counte
 
 def local_refs_ok(schema: dict[str, Any]) -> bool:
     """Every $ref of `schema` is `#/$defs/name` with name defined, and nothing below its root re-scopes
-    them: its sub-schemas mean the same taken apart (here, and in delta_template's path walk)."""
+    them: its sub-schemas mean the same taken apart (the counter here, delta_template's path walk)."""
     try:
         _check_scopes(schema, schema.get("$defs", {}), root=True)
     except _Unsplittable:
@@ -107,7 +106,7 @@ class _Builder:
             return _zero if node else _one
         if not isinstance(node, dict):
             raise _Unsplittable(node)
-        allowed = _SUMMED | _ROOT_ONLY if root else _SUMMED
+        allowed = _SUMMED | ROOT_ONLY if root else _SUMMED
         if not node.keys() <= allowed or not _summable(node):
             return self.leaf(node, root)
         if "$ref" in node and node.keys() - ANNOTATIONS == {"$ref"}:

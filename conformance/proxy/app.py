@@ -96,9 +96,8 @@ class ProxyApp:
         self._work: deque[Callable[[], Any]] = deque()  # checks and finished exchanges, in arrival order
         self._work_soon = False
         self._slice_ended_ns: int | None = None  # when the last slice stopped with work left
-        self._deferrals = 0  # _run_work calls in a row that left their slice to the relays queued behind them
+        self._deferrals = 0  # _run_work calls in a row that left their slice to the readers queued behind them
         self._quiet_since: int | None = None  # since when the checks wait for a burst of relays to end
-        self._after_relays = False  # a slice waits for the relays the last poll woke (`_after_relay`)
         self._idle_work: deque[Callable[[], Any]] = deque()  # early request checks: only when nothing else runs
         self._idle_asked = False
 
@@ -249,11 +248,11 @@ class ProxyApp:
         ago, this call comes back on the next loop turn instead (MAX_QUIET_NS at most in a row).
 
         Answers read whole (`_relay_checked`) still wake a task per chunk: this call was queued before
-        the loop last polled, so the relays that poll woke are queued behind it: while any has not
-        run, the slice is left to the last of them (`_after_relay`); this call only comes back, at
-        most MAX_DEFERRALS times in a row, in case none does."""
+        the loop last polled, so the readers that poll woke are queued behind it: while any has not
+        run, this call comes back on the next turn, at most MAX_DEFERRALS times in a row, in case one
+        never does."""
         loop = asyncio.get_running_loop()
-        if not self._work:  # the relays' slice (`_after_relay`) got through it
+        if not self._work:  # nothing left (close() ran it)
             self._work_soon = False
             return
         now = time.perf_counter_ns()
@@ -266,7 +265,6 @@ class ProxyApp:
         self._quiet_since = None
         if self._pool.wakeups.pending and self._deferrals < MAX_DEFERRALS:
             self._deferrals += 1
-            self._after_relays = True
             loop.call_soon(self._run_work)
             return
         self._slice()
@@ -275,15 +273,9 @@ class ProxyApp:
         else:
             self._work_soon = False
 
-    def _after_relay(self) -> None:
-        """After each relayed chunk: the last relay the poll woke runs the slice that waited for it."""
-        if self._after_relays and not self._pool.wakeups.pending:
-            self._slice()
-
     def _slice(self) -> None:
         """One slice of the queued checks; an item that raises is logged and the next one runs."""
         self._deferrals = 0
-        self._after_relays = False
         work = self._work
         now = time.perf_counter_ns()
         deadline = now + self._slice_ns(now)

@@ -333,9 +333,8 @@ class FrontConnection(asyncio.Protocol):
             self.writer.keep_alive = False
         for i, (request, _, http10) in enumerate(self.queue):
             self.queue[i] = (request, False, http10)
-        if not self.paused_reading and not self.closed:
-            self.paused_reading = True
-            self.transport.pause_reading()
+        if not self.closed:
+            self._pause_reading()
 
     def _pause_reading(self) -> None:
         if not self.paused_reading:

@@ -22,7 +22,7 @@ import weakref
 from typing import Any
 
 from ..jsonutil import JSONError, loads
-from ..schema_count import ANNOTATIONS, local_refs_ok, ref_target
+from ..schema_count import ANNOTATIONS, ROOT_ONLY, local_refs_ok, ref_target
 
 SLOT_KEYS = ("content", "reasoning_content")
 """Delta strings a template may leave open: the rules only ask whether one is empty (`_answered`)."""
@@ -103,7 +103,7 @@ def _slot(data: str, obj: Any, keys: tuple[str, ...]) -> tuple[int, int] | None:
 
 
 def _string_body(quoted: str) -> bool:
-    """`quoted` (the body between its quotes) is exactly one JSON string."""
+    """`quoted` (a slot's body with the quotes around it) is exactly one JSON string."""
     try:
         return type(loads(quoted)) is str
     except JSONError:
@@ -116,7 +116,6 @@ _ON_PATH = ANNOTATIONS | {"type", "required", "properties", "items", "$ref", "mi
                           "minProperties", "maxProperties"}
 """Keywords a schema on the way to a slot's string may use: none looks at that string's value."""
 _AT_SLOT = ANNOTATIONS | {"type", "$ref"}
-_ROOT_ONLY = {"$schema", "$id", "$defs"}
 _free: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
 
 
@@ -136,7 +135,7 @@ def _is_free(schema: Any, key: str) -> bool:
     nodes: list[Any] = [schema]
     for depth, step in enumerate((*_PATH, key)):
         applying = _with_refs(nodes, defs)
-        allowed = _ON_PATH | _ROOT_ONLY if depth == 0 else _ON_PATH
+        allowed = _ON_PATH | ROOT_ONLY if depth == 0 else _ON_PATH
         if applying is None or any(not node.keys() <= allowed for node in applying):
             return False
         if step is None:
