@@ -12,6 +12,11 @@ client's socket; --read-time: when the client read it) - write. The proxy's adde
 latency is the difference of the two distributions at p50 and p99 (events cannot be paired across
 rounds). The proxy validates every stream as it does for users (`--record` also writes the recording).
 
+`--before TREE` runs a second proxy from another checkout (a git worktree of an older commit) in the
+same run: rounds go direct, proxy, before, direct, ... so a noisy minute on the machine lands on both
+alike, and each gets its own table (the run-to-run spread of p99 on this machine is larger than most
+changes it is used to judge).
+
 `--floor` puts a do-nothing relay in the proxy's place instead (same CPU, same uvloop): an asyncio
 protocol that writes every byte it reads to the other side at once, with no HTTP parsing, checking
 or recording. What it adds is the cost of one more Python process hop on this machine, the floor
@@ -32,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -164,13 +170,18 @@ async def floor_relay(upstream_port: int) -> None:
 
 
 def start_proxy(upstream_port: int, record: str | None, cpu: int,
-                floor: bool = False) -> tuple[subprocess.Popen[str], int]:
+                floor: bool = False, tree: Path | None = None) -> tuple[subprocess.Popen[str], int]:
+    """The proxy (or the floor relay) as a subprocess pinned to `cpu`; `tree`: run that checkout's
+    chatconf (-P and PYTHONPATH, so neither the cwd nor the installed package is used instead)."""
     extra = ["--record", record] if record else []
     profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
+    isolate = ["-P"] if tree else []
     command = [__file__, "--floor-relay", str(upstream_port)] if floor else [
-        *profile, "-m", "conformance.cli", "proxy", "--port", "0", "--upstream", f"http://127.0.0.1:{upstream_port}",
-        *extra]
-    proc = subprocess.Popen([sys.executable, *command], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        *isolate, *profile, "-m", "conformance.cli", "proxy", "--port", "0",
+        "--upstream", f"http://127.0.0.1:{upstream_port}", *extra]
+    env = {**os.environ, "PYTHONPATH": str(tree.resolve())} if tree else None
+    proc = subprocess.Popen([sys.executable, *command], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=env)
     pin(proc.pid, cpu)
     line = proc.stdout.readline() if proc.stdout else ""
     match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
@@ -198,64 +209,94 @@ def ms(ns: float) -> str:
     return f"{ns / 1e6:7.3f}"
 
 
+@dataclass
+class Measured:
+    """One proxy's rounds: per-event latencies, completed streams, its CPU time and preemptions."""
+    name: str
+    proc: subprocess.Popen[str]
+    port: int
+    latencies: list[tuple[int, int]] = field(default_factory=list)
+    complete: int = 0
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+    preempted: int = 0
+
+    async def round(self, streams: int, gap_s: float) -> None:
+        cpu0, wall0, pre0 = cpu_seconds(self.proc.pid), time.perf_counter(), preemptions(self.proc.pid)
+        lat, ok = await round_of(self.port, PATH, streams, gap_s)
+        self.cpu_s += cpu_seconds(self.proc.pid) - cpu0
+        self.preempted += preemptions(self.proc.pid) - pre0
+        self.wall_s += time.perf_counter() - wall0
+        self.latencies += lat
+        self.complete += ok
+
+
 async def bench(args: argparse.Namespace) -> int:
     Upstream.events, Upstream.gap_s = args.events, args.gap_ms / 1000
     server = await asyncio.get_running_loop().create_server(Upstream, "127.0.0.1", 0, backlog=4096)
     upstream_port = server.sockets[0].getsockname()[1]
+    here = Path(__file__).resolve().parent.parent
+    trees: list[tuple[str, Path | None]] = [("proxied", here if args.before else None)]
+    if args.before:
+        trees.append(("before", Path(args.before)))
     with tempfile.TemporaryDirectory() as tmp:
-        record = os.path.join(tmp, "bench.jsonl") if args.record else None
-        proxy, proxy_port = start_proxy(upstream_port, record, args.proxy_cpu, args.floor)
+        proxies: list[Measured] = []
         try:
-            await round_of(proxy_port, PATH, min(10, args.streams), Upstream.gap_s)   # warm-up both paths
+            for name, tree in trees:
+                record = os.path.join(tmp, f"{name}.jsonl") if args.record else None
+                proxies.append(Measured(name, *start_proxy(upstream_port, record, args.proxy_cpu, args.floor, tree)))
+            for proxy in proxies:   # warm-up every path
+                await round_of(proxy.port, PATH, min(10, args.streams), Upstream.gap_s)
             await round_of(upstream_port, PATH, min(10, args.streams), Upstream.gap_s)
             direct: list[tuple[int, int]] = []
-            proxied: list[tuple[int, int]] = []
-            complete = {"direct": 0, "proxied": 0}
-            proxy_cpu = proxy_wall = 0.0
-            preempted = 0
+            complete_direct = 0
             for _ in range(args.rounds):
                 lat, ok = await round_of(upstream_port, PATH, args.streams, Upstream.gap_s)
                 direct += lat
-                complete["direct"] += ok
-                cpu0, wall0, pre0 = cpu_seconds(proxy.pid), time.perf_counter(), preemptions(proxy.pid)
-                lat, ok = await round_of(proxy_port, PATH, args.streams, Upstream.gap_s)
-                proxy_cpu += cpu_seconds(proxy.pid) - cpu0
-                preempted += preemptions(proxy.pid) - pre0
-                proxy_wall += time.perf_counter() - wall0
-                proxied += lat
-                complete["proxied"] += ok
+                complete_direct += ok
+                for proxy in proxies:
+                    await proxy.round(args.streams, Upstream.gap_s)
         finally:
-            if args.floor:
-                proxy.kill()   # nothing to write out (and a shell's background job ignores SIGINT)
-            else:
-                proxy.send_signal(signal.SIGINT)
-            proxy.wait(10)
-        lines = len(Path(record).read_text().splitlines()) if record else None
+            for proxy in proxies:
+                if args.floor:
+                    proxy.proc.kill()   # nothing to write out (and a shell's background job ignores SIGINT)
+                else:
+                    proxy.proc.send_signal(signal.SIGINT)
+                proxy.proc.wait(10)
+        lines = {p.name: len(Path(tmp, f"{p.name}.jsonl").read_text().splitlines()) for p in proxies} \
+            if args.record else {}
     server.close()
     expected = args.rounds * args.streams
     print(f"{args.streams} concurrent streams x {args.events} events, {args.gap_ms:g} ms apart "
           f"({args.streams / Upstream.gap_s:,.0f} events/s), {args.rounds} round(s) each"
-          + (f"; proxy recording ({lines} lines)" if record else "")
+          + (f"; proxy recording ({', '.join(f'{n}: {c} lines' for n, c in lines.items())})" if lines else "")
           + ("; FLOOR: a do-nothing relay in the proxy's place" if args.floor else "")
+          + (f"; before: {args.before}" if args.before else "")
           + ("; arrivals: read time" if READ_TIME else "; arrivals: kernel receive stamps"))
-    print(f"completed streams: direct {complete['direct']}/{expected}, proxied {complete['proxied']}/{expected}; "
-          f"proxy CPU {proxy_cpu / proxy_wall:.0%} of one core, {proxy_cpu / len(proxied) * 1e6:.0f} µs per event, "
-          f"preempted {preempted} time(s); load average {os.getloadavg()[0]:.2f}")
+    print(f"completed streams: direct {complete_direct}/{expected}, "
+          + ", ".join(f"{p.name} {p.complete}/{expected}" for p in proxies)
+          + f"; load average {os.getloadavg()[0]:.2f}")
+    for proxy in proxies:
+        print(f"{proxy.name}: proxy CPU {proxy.cpu_s / proxy.wall_s:.0%} of one core, "
+              f"{proxy.cpu_s / len(proxy.latencies) * 1e6:.0f} µs per event, preempted {proxy.preempted} time(s)")
     print("per-event latency (write -> arrival), ms:     p50      p90      p99    p99.9      max")
-    added: list[float] = []
+    verdicts: list[str] = []
     for label, keep in (("all events", lambda i: True), ("first event", lambda i: i == 0),
                         ("later events", lambda i: i > 0)):
         rows = {}
-        for name, pairs in (("direct", direct), ("proxied", proxied)):
+        for name, pairs in (("direct", direct), *((p.name, p.latencies) for p in proxies)):
             values = sorted(lat for i, lat in pairs if keep(i))
             rows[name] = [percentile(values, q) for q in (50, 90, 99, 99.9)] + [values[-1]]
             print(f"  {label:<12} {name:<8} ({len(values):>6})         " + "  ".join(ms(v) for v in rows[name]))
-        diff = [p - d for p, d in zip(rows["proxied"], rows["direct"], strict=True)]
-        print(f"  {label:<12} added by the proxy              " + "  ".join(ms(v) for v in diff))
-        added = added or diff
-    verdict = "met" if added[2] < 1e6 else "NOT met"
-    print(f"target p99 added < 1 ms: {verdict} (p50 {added[0] / 1e6:.3f} ms, p99 {added[2] / 1e6:.3f} ms)")
-    return 0 if complete["proxied"] == expected else 1
+        for proxy in proxies:
+            diff = [p - d for p, d in zip(rows[proxy.name], rows["direct"], strict=True)]
+            who = "the proxy" if proxy.name == "proxied" else proxy.name
+            print(f"  {label:<12} added by {who:<22}" + "  ".join(ms(v) for v in diff))
+            if label == "all events":
+                verdicts.append(f"{'' if who == 'the proxy' else who + ': '}{'met' if diff[2] < 1e6 else 'NOT met'} "
+                                f"(p50 {diff[0] / 1e6:.3f} ms, p99 {diff[2] / 1e6:.3f} ms)")
+    print("target p99 added < 1 ms: " + "; ".join(verdicts))
+    return 0 if all(p.complete == expected for p in proxies) else 1
 
 
 def main() -> int:
@@ -266,6 +307,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--record", action="store_true", help="the proxy also writes a recording")
     parser.add_argument("--proxy-cpu", type=int, default=1, help="CPU the proxy is pinned to (client and upstream: 0)")
+    parser.add_argument("--before", metavar="TREE", help="also run the proxy of this checkout, in the same rounds")
     parser.add_argument("--floor", action="store_true", help="measure a do-nothing relay instead of the proxy")
     parser.add_argument("--floor-relay", type=int, metavar="PORT", help=argparse.SUPPRESS)   # the relay child
     parser.add_argument("--read-time", action="store_true",
@@ -284,6 +326,10 @@ def main() -> int:
         return 0
     if args.floor and args.record:
         parser.error("--floor relays bytes only: it has no recording")
+    if args.floor and args.before:
+        parser.error("--floor and --before do not go together: the floor relay has no checkout")
+    if args.before and not (Path(args.before) / "conformance" / "cli.py").is_file():
+        parser.error(f"--before {args.before}: not a chatconf checkout (no conformance/cli.py)")
     pin(0, 0)
     return asyncio.run(bench(args))
 

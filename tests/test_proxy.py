@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import subprocess
@@ -327,6 +328,22 @@ def test_a_full_recording_queue_waits_instead_of_dropping(tmp_path: Path, monkey
     assert [line["entry"] for line in _lines(tmp_path / "slow.jsonl")] == list(range(40))
     with pytest.raises(ValueError):
         recorder.put(Exchange(status=200))
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="the idle scheduling class is Linux's")
+def test_the_recording_thread_runs_in_the_idle_scheduling_class_and_the_loop_does_not(tmp_path: Path) -> None:
+    """Only the writer thread yields the CPU to anything else; the thread that serves keeps its class."""
+    recorder = BackgroundRecorder(tmp_path / "idle.jsonl")
+    before = os.sched_getscheduler(0)
+    recorder.put(Exchange(status=200, entry=0))
+    deadline = time.monotonic() + 5
+    while recorder.written < 1 and time.monotonic() < deadline:   # the thread is past its start
+        time.sleep(0.001)
+    try:
+        assert os.sched_getscheduler(recorder._thread.native_id) == os.SCHED_IDLE
+        assert os.sched_getscheduler(0) == before != os.SCHED_IDLE
+    finally:
+        recorder.close()
 
 
 def test_upstream_silence_beyond_the_idle_timeout_ends_the_stream_and_is_a_finding() -> None:

@@ -113,3 +113,38 @@ def test_a_reader_woken_for_each_chunk_leaves_no_wake_pending_once_it_runs() -> 
 
     assert asyncio.run(main()) == [b"one", b"two"]
     assert seen == [0, 0]
+
+
+def test_a_request_woken_by_its_answers_headers_counts_as_pending_until_it_runs() -> None:
+    """The task waiting for the headers relays the answer's first event once it runs, so the proxy's checks
+    must see it as pending from the moment the headers are parsed until it resumes (and not after)."""
+    seen: dict[str, int] = {}
+
+    async def main() -> int:
+        async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(CHUNKED)
+            await writer.drain()
+
+        server = await asyncio.start_server(upstream, "127.0.0.1", 0)
+        pool = UpstreamPool("http", "127.0.0.1", server.sockets[0].getsockname()[1])
+
+        def probe() -> None:   # a check queued behind the poll that parsed the headers sees the wake
+            if pool.wakeups.pending:
+                seen.setdefault("while woken", pool.wakeups.pending)
+            else:
+                asyncio.get_running_loop().call_soon(probe)
+
+        try:
+            asyncio.get_running_loop().call_soon(probe)
+            response = await pool.request("POST", "/v1/chat/completions", [], b"{}", timeout_s=5, idle_timeout_s=5)
+            seen["after"] = pool.wakeups.pending
+            b"".join([chunk async for chunk in response.chunks()])
+            response.close()
+            return pool.wakeups.pending
+        finally:
+            pool.close()
+            server.close()
+
+    assert asyncio.run(main()) == 0
+    assert seen == {"while woken": 1, "after": 0}

@@ -39,8 +39,9 @@ class UpstreamFailure(Exception):
 
 
 class Wakeups:
-    """How many answers' readers were woken by arriving bytes and have not run yet. The proxy's
-    checks wait while any has not (`ProxyApp._run_work`): those relays are queued behind them."""
+    """How many tasks were woken by arriving bytes and have not run yet: answers' readers, and requests
+    whose answer's headers came (each relays the answer's first event once it runs). The proxy's checks
+    wait while any has not (`ProxyApp._run_work`): those relays are queued behind them."""
 
     def __init__(self) -> None:
         self.pending = 0
@@ -115,6 +116,7 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = self.parser.should_keep_alive()
         if self.headers_done is not None and not self.headers_done.done():
             self.headers_done.set_result(None)
+            self._woke()   # the request's task: it relays the first event once it runs
 
     def on_body(self, body: bytes) -> None:
         sink = self.sink
@@ -154,6 +156,7 @@ class _Connection(asyncio.Protocol):
             self.error = failure
         if self.headers_done is not None and not self.headers_done.done():
             self.headers_done.set_exception(failure)
+            self._woke()
         self._wake()
         self.end_relay(self.error)
 
@@ -169,9 +172,13 @@ class _Connection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-            if not self.woken:
-                self.woken = True
-                self.wakeups.pending += 1
+            self._woke()
+
+    def _woke(self) -> None:
+        """A task waiting on this connection (for the headers, or for a chunk) was woken: counted until it runs."""
+        if not self.woken:
+            self.woken = True
+            self.wakeups.pending += 1
 
     def ran(self) -> None:
         """The reader woken by `_wake` runs (or was cancelled)."""
@@ -362,7 +369,10 @@ class UpstreamPool:
             # turn after the headers arrive instead of three, and the first event is not held up.
             timer = loop.call_at(deadline, _headers_expired, conn.headers_done, timeout_s)
             try:
-                await conn.headers_done
+                try:
+                    await conn.headers_done
+                finally:
+                    conn.ran()
             except UpstreamFailure as exc:
                 conn.abort()
                 if exc.code != TIMEOUT and attempt == 0 and reused and conn.bytes_in == 0:
