@@ -330,7 +330,26 @@ def test_a_full_recording_queue_waits_instead_of_dropping(tmp_path: Path, monkey
         recorder.put(Exchange(status=200))
 
 
-@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="the idle scheduling class is Linux's")
+def _idle_class_allowed() -> bool:
+    """Whether a thread here may enter SCHED_IDLE (Linux allows it unprivileged; a sandbox may not)."""
+    if not hasattr(os, "SCHED_IDLE"):
+        return False
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    return result == [True]
+
+
+@pytest.mark.skipif(not _idle_class_allowed(), reason="no idle scheduling class for threads here")
 def test_the_recording_thread_runs_in_the_idle_scheduling_class_and_the_loop_does_not(tmp_path: Path) -> None:
     """Only the writer thread yields the CPU to anything else; the thread that serves keeps its class."""
     recorder = BackgroundRecorder(tmp_path / "idle.jsonl")
