@@ -59,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     # The recording thread holds the GIL while it redacts a line; the loop gets it back within 50 µs
     # instead of the default 5 ms, which would show as 5 ms added to events while exchanges are written
-    # (0.2 ms still showed: p99 0.7-1.7 ms with --record, 0.6-0.8 ms at 50 µs with the thread on SCHED_IDLE).
+    # (0.2 ms still showed in the tail; see recorder.py for the thread's side of it).
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
         serve(app.handle, sock)

@@ -181,7 +181,7 @@ class _Connection(asyncio.Protocol):
             self.wakeups.pending += 1
 
     def ran(self) -> None:
-        """The reader woken by `_wake` runs (or was cancelled)."""
+        """The task woken by `_woke` runs (or was cancelled)."""
         if self.woken:
             self.woken = False
             self.wakeups.pending -= 1
