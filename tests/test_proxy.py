@@ -359,10 +359,37 @@ def test_the_recording_thread_runs_in_the_idle_scheduling_class_and_the_loop_doe
     while recorder.written < 1 and time.monotonic() < deadline:   # the thread is past its start
         time.sleep(0.001)
     try:
-        assert os.sched_getscheduler(recorder._thread.native_id) == os.SCHED_IDLE
+        assert os.sched_getscheduler(recorder._active.native_id) == os.SCHED_IDLE
         assert os.sched_getscheduler(0) == before != os.SCHED_IDLE
     finally:
         recorder.close()
+
+
+def test_a_starved_recording_thread_is_relieved_at_normal_priority_and_the_lines_stay_in_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The idle-class writer gets almost no CPU while other processes keep every core busy; the proxy must
+    not be throttled to its pace: a quarter of the queue waiting starts a normal-priority writer, which
+    continues from the next line (the idle one finishes the line it is on and stops)."""
+    recorder = BackgroundRecorder(tmp_path / "starved.jsonl", max_pending=8)
+    first = recorder._active
+    write = recorder._writer.write
+    lines_by_first = []
+
+    def write_starved_in_the_first_thread(ex: Exchange) -> None:
+        if threading.current_thread() is first:
+            lines_by_first.append(ex.entry)
+            time.sleep(0.5)   # what a line costs a thread that gets no CPU
+        write(ex)
+
+    monkeypatch.setattr(recorder._writer, "write", write_starved_in_the_first_thread)
+    started = time.monotonic()
+    for entry in range(40):
+        recorder.put(Exchange(status=200, entry=entry, body={"n": entry}))
+    recorder.close()
+    assert time.monotonic() - started < 5            # 40 lines at the starved pace would take 20 s
+    assert recorder.catch_ups >= 1 and lines_by_first == [0]
+    assert recorder.written == 40
+    assert [line["entry"] for line in _lines(tmp_path / "starved.jsonl")] == list(range(40))
 
 
 def test_upstream_silence_beyond_the_idle_timeout_ends_the_stream_and_is_a_finding() -> None:

@@ -135,7 +135,7 @@ class ProxyApp:
             if self.recording is not None:
                 rec = self.recording
                 health["recording"] = {"queued": rec.queued, "written": rec.written, "waits": rec.waits,
-                                       "error": str(rec.error) if rec.error else None}
+                                       "catch_ups": rec.catch_ups, "error": str(rec.error) if rec.error else None}
             _answer(writer, 200, dumpb(health))
 
     # -- forwarding ----------------------------------------------------------------------------------
