@@ -12,10 +12,6 @@ client's socket; --read-time: when the client read it) - write. The proxy's adde
 latency is the difference of the two distributions at p50 and p99 (events cannot be paired across
 rounds). The proxy validates every stream as it does for users (`--record` also writes the recording).
 
-The request's way is timed too: the client puts its send time in the message, and the upstream notes
-when it read the request (read time on both ends, in the same process); the proxy's share of a
-stream's start is the difference between the two distributions, as for events.
-
 Every run prints the CPU time the hypervisor stole from CPU 0 and the proxy's CPU during the rounds
 (/proc/stat "steal"). On this machine the slow minutes (p99 of 2-12 ms for everything, the do-nothing
 relay too) are minutes when the host's other guests take 5-7% of our CPUs; a run with more than 20 ms
@@ -59,10 +55,8 @@ from conformance.stats import percentile
 from loadtests.client import enable_rx_timestamps, recv_stamped
 
 PATH = b"/v1/chat/completions"
-BODY = (b'{"model":"qwen-plus","messages":[{"role":"user","content":"r%d"}],"stream":true,'
+BODY = (b'{"model":"qwen-plus","messages":[{"role":"user","content":"Who are you?"}],"stream":true,'
         b'"stream_options":{"include_usage":true}}')
-"""The request; its message is the client's perf_counter_ns() at the send, so the upstream can time the
-request's way to it (sse_upstream.Upstream.requests)."""
 
 
 # -- the client: arrival time of every stamped event ----------------------------------------------------
@@ -98,10 +92,9 @@ async def one_stream(port: int, path: bytes, delay: float, latencies: list[tuple
     await loop.sock_connect(sock, ("127.0.0.1", port))
     if not READ_TIME:
         enable_rx_timestamps(sock)
-    body = BODY % time.perf_counter_ns()
     await loop.sock_sendall(sock, b"POST " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                             b"Authorization: Bearer sk-bench-key-000\r\nContent-Type: application/json\r\n"
-                            b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+                            b"Connection: close\r\nContent-Length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
     carry, done = b"", False
     try:
         while True:
@@ -240,7 +233,6 @@ class Measured:
     proc: subprocess.Popen[str]
     port: int
     latencies: list[tuple[int, int]] = field(default_factory=list)
-    requests: list[int] = field(default_factory=list)   # client send -> upstream read, per request
     complete: int = 0
     cpu_s: float = 0.0
     wall_s: float = 0.0
@@ -248,11 +240,7 @@ class Measured:
 
     async def round(self, streams: int, gap_s: float) -> None:
         cpu0, wall0, pre0 = cpu_seconds(self.proc.pid), time.perf_counter(), preemptions(self.proc.pid)
-        Upstream.requests = self.requests
-        try:
-            lat, ok = await round_of(self.port, PATH, streams, gap_s)
-        finally:
-            Upstream.requests = None
+        lat, ok = await round_of(self.port, PATH, streams, gap_s)
         self.cpu_s += cpu_seconds(self.proc.pid) - cpu0
         self.preempted += preemptions(self.proc.pid) - pre0
         self.wall_s += time.perf_counter() - wall0
@@ -278,15 +266,10 @@ async def bench(args: argparse.Namespace) -> int:
                 await round_of(proxy.port, PATH, min(10, args.streams), Upstream.gap_s)
             await round_of(upstream_port, PATH, min(10, args.streams), Upstream.gap_s)
             direct: list[tuple[int, int]] = []
-            direct_requests: list[int] = []
             complete_direct = 0
             steal0 = [stolen_s(0), stolen_s(args.proxy_cpu)]
             for _ in range(args.rounds):
-                Upstream.requests = direct_requests
-                try:
-                    lat, ok = await round_of(upstream_port, PATH, args.streams, Upstream.gap_s)
-                finally:
-                    Upstream.requests = None
+                lat, ok = await round_of(upstream_port, PATH, args.streams, Upstream.gap_s)
                 direct += lat
                 complete_direct += ok
                 for proxy in proxies:
@@ -333,17 +316,6 @@ async def bench(args: argparse.Namespace) -> int:
             if label == "all events":
                 verdicts.append(f"{'' if who == 'the proxy' else who + ': '}{'met' if diff[2] < 1e6 else 'NOT met'} "
                                 f"(p50 {diff[0] / 1e6:.3f} ms, p99 {diff[2] / 1e6:.3f} ms)")
-    print("request (client send -> upstream read), ms:   p50      p90      p99    p99.9      max")
-    request_rows = {}
-    for name, values in (("direct", direct_requests), *((p.name, p.requests) for p in proxies)):
-        ordered = sorted(values)
-        request_rows[name] = [percentile(ordered, q) for q in (50, 90, 99, 99.9)] + [ordered[-1]]
-        print(f"  {'request':<12} {name:<8} ({len(ordered):>6})         "
-              + "  ".join(ms(v) for v in request_rows[name]))
-    for proxy in proxies:
-        diff = [p - d for p, d in zip(request_rows[proxy.name], request_rows["direct"], strict=True)]
-        who = "the proxy" if proxy.name == "proxied" else proxy.name
-        print(f"  {'request':<12} added by {who:<22}" + "  ".join(ms(v) for v in diff))
     print("target p99 added < 1 ms: " + "; ".join(verdicts))
     return 0 if all(p.complete == expected for p in proxies) else 1
 

@@ -52,7 +52,6 @@ CHUNK = ('{"id":"chatcmpl-3f1a2b4c-0000-4000-8000-000000000000","object":"chat.c
          '"logprobs":null,"finish_reason":%s}],"usage":null}')
 RUNNING: set[asyncio.Future[None]] = set()
 STAMP = re.compile(rb'"content":"t(\d+)-(\d+)"')
-REQUEST_STAMP = re.compile(rb'"content":"r(\d+)"')
 SERVER_STAMP = re.compile(r" s(\d+)")
 RECEIVED_STAMP = re.compile(r"chatcmpl-r(\d+)")
 CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
@@ -125,15 +124,8 @@ class Upstream(RequestReader):
 
     events = 60
     gap_s = 0.025
-    requests: list[int] | None = None
-    """When a list: for each POST whose body holds a `"content":"r<ns>"` stamp (the client's
-    perf_counter_ns() at its send), the time from that stamp to this read is appended."""
 
     def request(self, head: bytes, body: bytes) -> None:
-        if self.requests is not None:
-            stamp = REQUEST_STAMP.search(body)
-            if stamp:
-                self.requests.append(time.perf_counter_ns() - int(stamp.group(1)))
         task = asyncio.ensure_future(self.stream())
         RUNNING.add(task)
         task.add_done_callback(RUNNING.discard)
