@@ -89,9 +89,8 @@ class BackgroundRecorder:
             if self._queue.qsize() >= self._catch_up_at:
                 self._catch_up()
             return
-        except queue.Full:
+        except queue.Full:   # a catch-up writer started when the queue was a quarter full
             pass
-        self._catch_up()
         self.waits += 1
         started = time.perf_counter()
         while True:
